@@ -1,0 +1,3 @@
+from gcops.cli import main
+
+main()
