@@ -1,0 +1,16 @@
+"""Configuration: load the TOML file, check it against the schema (every problem at once), give typed objects."""
+
+from gcops.config.load import find_config_path, load_config
+from gcops.config.model import Config, ConfigError, Hooks, Instance, Settings
+from gcops.config.schema import parse_duration
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Hooks",
+    "Instance",
+    "Settings",
+    "find_config_path",
+    "load_config",
+    "parse_duration",
+]

@@ -1,0 +1,74 @@
+"""`gcops plan`: the registry's own GC in dry-run against the live storage, plus the bytes it would free.
+
+No config change, no restart, no lock: writes keep working. Upstream prints
+only counts, so the eligible blob digests are spooled to a temporary file as
+they stream past and their on-disk size is summed on the host afterwards.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Sequence
+
+import structlog
+
+from gcops import preflight
+from gcops.actions.common import cancel_on_signals, map_parallel
+from gcops.config import Config, Instance
+from gcops.hosts import Cancelled, HostError, connect
+from gcops.maintenance import gc_command, ssh_settings
+from gcops.registry import storage
+from gcops.registry.gc_output import GCOutputParser
+
+
+def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
+    log = structlog.get_logger().bind(instance=instance.name, host=instance.hosts[0])
+    out = {"name": instance.name, "eligible_blobs": None, "eligible_manifests": None,
+           "reclaimable_bytes": None, "storage_bytes": None, "error": None}
+    try:
+        host = connect(instance.hosts[0], ssh_settings(instance))
+    except HostError as exc:
+        out["error"] = str(exc)
+        return out
+    try:
+        facts = preflight.gather(host, instance.vars)
+        checks = [c for c in preflight.evaluate(facts, instance.vars, instance.mode) if c.name != "lock"]
+        preflight.refuse_unless_safe(checks)
+        root = facts.storage_root
+        out["storage_bytes"] = storage.parse_measurement(
+            host.run(storage.measure_command(root), timeout=None).text).storage_bytes
+        with tempfile.TemporaryFile() as spool:
+            parser = GCOutputParser(on_eligible_blob=lambda d: spool.write(d.encode("ascii") + b"\n"))
+            code, tail = host.stream(gc_command(instance, dry_run=True), parser.feed, cancel=cancel)
+            summary = parser.finish()
+            if code != 0:
+                raise HostError(f"GC dry-run exited {code}: {' | '.join(tail[-3:])}")
+            spool.seek(0)
+            digests = (line.strip().decode("ascii") for line in spool if line.strip())
+            sized = host.run(storage.blobs_size_command(root), input=storage.blob_paths_input(digests),
+                             timeout=None).text.strip()
+        out["eligible_blobs"] = summary.blobs_eligible or 0
+        out["eligible_manifests"] = summary.manifests_eligible or 0
+        out["reclaimable_bytes"] = int(sized or 0) if out["eligible_blobs"] else 0
+        log.info("planned", **{k: v for k, v in out.items() if k not in ("name", "error")})
+    except preflight.Refused as exc:
+        out["error"] = f"refused: {exc}"
+    except Cancelled:
+        out["error"] = "interrupted"
+    except HostError as exc:
+        out["error"] = str(exc)
+    finally:
+        host.close()
+    if out["error"]:
+        log.warning("plan_failed", error=out["error"])
+    return out
+
+
+def plan(config: Config, targets: Sequence[str], delete_untagged: bool | None = None,
+         parallel: int | None = None) -> dict:
+    instances = config.select(targets)
+    with cancel_on_signals() as cancel:
+        results = map_parallel(
+            lambda inst: plan_instance(inst, inst.delete_untagged if delete_untagged is None else delete_untagged,
+                                       cancel),
+            instances, parallel or config.settings.parallel)
+    return {"instances": results}

@@ -1,0 +1,85 @@
+"""``gcops report``: the recorded runs, filtered, in one format, to stdout or a file."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from gcops.history import load_runs
+from gcops.report.render import FORMATS, render_report
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_moment(value: str, *, option: str, end_of_day: bool = False,
+                 now: datetime | None = None) -> datetime:
+    """``value`` as an aware UTC datetime; ValueError with a one-line message otherwise.
+
+    Accepts YYYY-MM-DD (midnight UTC; with ``end_of_day``, the next midnight, so
+    ``--until 2026-11-30`` includes that whole day), an ISO 8601 datetime (UTC
+    when it has no offset) or an age relative to ``now``: ``90s``, ``30m``,
+    ``24h``, ``7d``, ``2w``.
+    """
+    text = value.strip()
+    relative = _RELATIVE.match(text)
+    if relative:
+        now = now or datetime.now(timezone.utc)
+        return now - timedelta(seconds=int(relative[1]) * _UNIT_SECONDS[relative[2]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{option}: {value!r} is not a date (YYYY-MM-DD), an ISO 8601 datetime "
+            f"(2026-11-29T02:00:00Z) or an age (24h, 7d)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if end_of_day and _DATE_ONLY.match(text):
+        moment += timedelta(days=1)
+    return moment.astimezone(timezone.utc)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename: readers see the old or the new file."""
+    path = Path(path)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def report(state_dir: Path, *, since: str | None, until: str | None, instance: str | None,
+           fmt: str, output: Path | None, now: datetime | None = None) -> str:
+    """The report text, or "" after writing it to ``output``.
+
+    Runs started in [since, until) are included. Raises ValueError for a bad
+    date, format or range, HistoryError for an unusable history, OSError when
+    ``output`` cannot be written.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    start = parse_moment(since, option="--since", now=now) if since else None
+    end = parse_moment(until, option="--until", end_of_day=True, now=now) if until else None
+    if start and end and start >= end:
+        raise ValueError(f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) is not before "
+                         f"--until ({end:%Y-%m-%dT%H:%M:%SZ})")
+    text = render_report(load_runs(state_dir, since=start, until=end, instance=instance), fmt)
+    if output is None:
+        return text
+    write_atomically(Path(output), text + "\n")
+    return ""

@@ -1,0 +1,82 @@
+"""`gcops run`: the maintenance cycle on every targeted instance, then record, metrics, hooks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+import structlog
+
+from gcops import history, hooks
+from gcops.actions.common import cancel_on_signals, map_parallel
+from gcops.config import Config, Instance
+from gcops.maintenance import InstanceCycle, RunOptions
+from gcops.report.metrics import write_metrics
+from gcops.results import InstanceResult, exit_code_for, new_run_id, run_document
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    targets: Sequence[str]
+    mode: str | None = None              # None: each instance's own setting
+    delete_untagged: bool | None = None
+    max_window: float | None = None
+    parallel: int | None = None
+
+
+def options_for(instance: Instance, request: RunRequest) -> RunOptions:
+    return RunOptions(
+        mode=request.mode or instance.mode,
+        delete_untagged=instance.delete_untagged if request.delete_untagged is None else request.delete_untagged,
+        max_window=request.max_window or instance.max_window,
+    )
+
+
+def run(config: Config, request: RunRequest,
+        on_step: Callable[[str, str], None] | None = None) -> dict:
+    """Work every targeted instance; give the SPEC run document (exit_code included)."""
+    log = structlog.get_logger()
+    instances = config.select(request.targets)
+    run_id = new_run_id()
+    started = datetime.now(timezone.utc)
+    state_dir = config.settings.state_dir
+    hooks.run_hook("before", config.hooks.before,
+                   {"run_id": run_id, "command": "run", "instances": [{"name": i.name} for i in instances]},
+                   log=log)
+    parallel = request.parallel or config.settings.parallel
+    log.info("run_started", run_id=run_id, instances=[i.name for i in instances], parallel=parallel)
+    with cancel_on_signals() as cancel:
+        def work(instance: Instance) -> InstanceResult:
+            if cancel.is_set():
+                result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
+                                        playbook=instance.playbook.name, mode=options_for(instance, request).mode,
+                                        delete_untagged=options_for(instance, request).delete_untagged,
+                                        error="interrupted before it started", interrupted=True)
+                return result
+            cycle = InstanceCycle(instance, options_for(instance, request), run_id, state_dir, cancel, on_step)
+            return cycle.execute()
+
+        results = map_parallel(work, instances, parallel)
+        interrupted = cancel.is_set()
+    code = exit_code_for(results, interrupted)
+    doc = run_document("run", run_id, started, datetime.now(timezone.utc), False, results, code)
+    _record(config, doc, log)
+    hooks.run_hook("after", config.hooks.after, doc, log=log)
+    if code != 0:
+        hooks.run_hook("on_error", config.hooks.on_error, doc, log=log)
+    log.info("run_finished", run_id=run_id, exit_code=code,
+             reclaimed_bytes=doc["totals"]["reclaimed_bytes"])
+    return doc
+
+
+def _record(config: Config, doc: dict, log) -> None:
+    """History and metrics; a failure here is logged, never turns a restored run into a failure."""
+    try:
+        history.record_run(config.settings.state_dir, doc)
+    except Exception as exc:  # noqa: BLE001 - the run itself already happened
+        log.error("history_not_recorded", error=str(exc))
+    if config.settings.metrics_textfile is not None:
+        try:
+            write_metrics(config.settings.metrics_textfile, doc)
+        except Exception as exc:  # noqa: BLE001
+            log.error("metrics_not_written", path=str(config.settings.metrics_textfile), error=str(exc))

@@ -1,0 +1,259 @@
+"""Command line: parse arguments, set up logging, call one action, map the result to an exit code.
+
+Human output goes to stdout; with --json stdout holds exactly one JSON
+document; logs go to stderr. Errors the user can fix are one line each and
+exit 2, before any host is contacted.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import structlog
+
+from gcops import __version__, logs, output
+from gcops.config import Config, ConfigError, find_config_path, load_config, parse_duration
+
+EXIT_USAGE = 2
+
+
+class Context:
+    def __init__(self, config_arg: str | None, verbose: int):
+        self.config_arg = config_arg
+        self.verbose = verbose
+
+    def config(self) -> Config:
+        return load_config(find_config_path(self.config_arg))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"gcops: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _emit_json(doc: dict) -> None:
+    click.echo(json.dumps(doc, indent=2, sort_keys=False))
+
+
+def _duration(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_arg", metavar="PATH",
+              help="Config file (default: $GCOPS_CONFIG, ./gcops.toml, /etc/gcops/config.toml).")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True)
+@click.option("-v", "--verbose", count=True, help="More log detail (debug, tracebacks).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(__version__, prog_name="gcops")
+@click.pass_context
+def main_group(ctx, config_arg, log_format, verbose, quiet):
+    """Reclaim disk space from container registries: read-only, GC, restore exactly, report."""
+    logs.configure(log_format, -1 if quiet else min(verbose, 1))
+    ctx.obj = Context(config_arg, verbose)
+
+
+def _load(ctx) -> Config:
+    return ctx.obj.config()
+
+
+@main_group.command()
+@click.argument("targets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.pass_context
+def check(ctx, targets, as_json):
+    """Preflight only; changes nothing."""
+    from gcops.actions.check import check as do_check
+
+    doc = do_check(_load(ctx), targets)
+    _emit_json(doc) if as_json else click.echo(output.check_table(doc), nl=False)
+    sys.exit(0 if all(i["ok"] for i in doc["instances"]) else 1)
+
+
+@main_group.command()
+@click.argument("targets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--delete-untagged", is_flag=True, default=None,
+              help="Also count manifests no tag points to (never children of a tagged index).")
+@click.pass_context
+def plan(ctx, targets, as_json, delete_untagged):
+    """The registry's own GC in dry-run: what would go, and how many bytes."""
+    from gcops.actions.plan import plan as do_plan
+
+    doc = do_plan(_load(ctx), targets, delete_untagged)
+    _emit_json(doc) if as_json else click.echo(output.plan_table(doc), nl=False)
+    sys.exit(0 if not any(i.get("error") for i in doc["instances"]) else 1)
+
+
+@main_group.command()
+@click.argument("targets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--delete-untagged", is_flag=True, default=None,
+              help="Remove manifests no tag points to (never children of a tagged index).")
+@click.option("--mode", type=click.Choice(["readonly", "stop"]), default=None)
+@click.option("--parallel", type=click.IntRange(min=1), default=None, help="Instances worked at once.")
+@click.option("--max-window", callback=_duration, metavar="DURATION", help="e.g. 90s, 30m, 2h.")
+@click.option("--dry-run", is_flag=True, help="Print every step and command; change nothing.")
+@click.pass_context
+def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_run):
+    """The whole cycle: preflight, measure, read-only (or stop), GC, restore, verify, record."""
+    from gcops.actions.run import RunRequest, run as do_run
+
+    config = _load(ctx)
+    request = RunRequest(targets=targets, mode=mode, delete_untagged=delete_untagged,
+                         max_window=max_window, parallel=parallel)
+    config.select(targets)  # unknown names: exit 2 before anything is contacted
+    if dry_run:
+        from gcops.actions.dry_run import dry_run as do_dry_run
+
+        doc = do_dry_run(config, request)
+        _emit_json(doc) if as_json else click.echo(output.dry_run_text(doc), nl=False)
+        sys.exit(0)
+    from gcops.progress import live_progress
+
+    with live_progress(enabled=not as_json and sys.stdout.isatty() and ctx.obj.verbose >= 0) as on_step:
+        doc = do_run(config, request, on_step=on_step)
+    if as_json:
+        _emit_json(doc)
+    else:
+        from gcops.report.text import render_table
+
+        click.echo(render_table([doc]), nl=False)
+        for inst in doc["instances"]:
+            if inst["error"]:
+                click.echo(f"{inst['name']}: {inst['status']}: {inst['error']}", err=True)
+    sys.exit(doc["exit_code"])
+
+
+@main_group.command()
+@click.argument("targets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def recover(ctx, targets, as_json):
+    """Restore instances an interrupted run left changed."""
+    from gcops.actions.recover import recover as do_recover
+
+    doc, code = do_recover(_load(ctx), targets)
+    _emit_json(doc) if as_json else click.echo(output.recover_table(doc), nl=False)
+    sys.exit(code)
+
+
+@main_group.command()
+@click.option("--since", metavar="DATE", help="YYYY-MM-DD, ISO datetime, or an age like 7d.")
+@click.option("--until", metavar="DATE")
+@click.option("--instance", metavar="NAME")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown", "html"]),
+              default="table", show_default=True)
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def report(ctx, since, until, instance, fmt, output_path):
+    """Reclaimed space per run and instance, over time."""
+    from gcops.actions.report import report as do_report
+    from gcops.history import HistoryError
+
+    config = _load(ctx)
+    try:
+        text = do_report(config.settings.state_dir, since=since, until=until, instance=instance, fmt=fmt,
+                         output=output_path)
+    except (ValueError, HistoryError) as exc:
+        _fail(str(exc))
+    if text:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@main_group.group()
+def schedule():
+    """Nightly runs: a systemd timer + service, or a cron.d line."""
+
+
+def _gcops_command() -> list[str]:
+    script = Path(sys.argv[0])
+    if script.name == "gcops" and script.exists():
+        return [str(script.resolve())]
+    return [sys.executable, "-m", "gcops"]
+
+
+@schedule.command("install")
+@click.argument("targets", nargs=-1)
+@click.option("--at", default="03:00", show_default=True, metavar="HH:MM")
+@click.option("--cron", is_flag=True, help="Write /etc/cron.d/gcops instead of systemd units.")
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
+              show_default=True)
+@click.pass_context
+def schedule_install(ctx, targets, at, cron, unit_dir):
+    from gcops.actions import schedule as sched
+
+    config = _load(ctx)
+    config.select(targets)
+    try:
+        paths = sched.install(config_path=config.path.resolve(), targets=targets, at=at, cron=cron,
+                              unit_dir=unit_dir, gcops_command=_gcops_command(), echo=click.echo)
+    except (ValueError, sched.ScheduleError, OSError) as exc:
+        _fail(str(exc))
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@schedule.command("show")
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"))
+def schedule_show(unit_dir):
+    from gcops.actions import schedule as sched
+
+    click.echo(sched.show(unit_dir=unit_dir))
+
+
+@schedule.command("remove")
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"))
+def schedule_remove(unit_dir):
+    from gcops.actions import schedule as sched
+
+    try:
+        removed = sched.remove(unit_dir=unit_dir, echo=click.echo)
+    except (ValueError, sched.ScheduleError) as exc:
+        _fail(str(exc))
+    for path in removed:
+        click.echo(f"removed {path}")
+    if not removed:
+        click.echo("nothing to remove")
+
+
+@main_group.group("config")
+def config_group():
+    """Configuration helpers."""
+
+
+@config_group.command("validate")
+@click.pass_context
+def config_validate(ctx):
+    """Load and check the config; print every problem."""
+    config = _load(ctx)
+    click.echo(f"{config.path}: ok ({len(config.instances)} instance(s): "
+               f"{', '.join(i.name for i in config.instances)})")
+
+
+def main() -> None:
+    try:
+        main_group(standalone_mode=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"gcops: {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("gcops: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        structlog.get_logger().error("os_error", error=str(exc))
+        click.echo(f"gcops: {exc}", err=True)
+        sys.exit(1)

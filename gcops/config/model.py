@@ -1,0 +1,96 @@
+"""The typed configuration the rest of gcops works from, and the error that refuses a bad one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcops.playbooks import Playbook
+
+LOCAL_HOST = "local"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used.
+
+    ``problems`` holds one line per problem, each naming the file and key
+    (``<file>: at '<key path>': <what is wrong>``); ``str(exc)`` joins them.
+    """
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Shell commands run on the gcops machine around a run ([hooks]); None when unset."""
+
+    before: str | None = None
+    after: str | None = None
+    on_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The [gcops] table, with its defaults."""
+
+    state_dir: Path = Path("/var/lib/gcops")
+    mode: str = "readonly"
+    delete_untagged: bool = False
+    max_window: float = 1800.0
+    parallel: int = 4
+    playbook_dirs: tuple[Path, ...] = (Path("/etc/gcops/playbooks"),)
+    metrics_textfile: Path | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One registry storage and the host(s) writing to it, with every setting resolved."""
+
+    name: str
+    hosts: tuple[str, ...]
+    playbook: Playbook
+    vars: dict[str, str]
+    user: str
+    port: int
+    identity_file: Path | None
+    known_hosts: Path
+    host_key_policy: str
+    sudo: bool
+    connect_timeout: float
+    mode: str
+    delete_untagged: bool
+    max_window: float
+
+    @property
+    def is_local(self) -> bool:
+        """True when the instance is this machine (``host = "local"``): no SSH."""
+        return self.hosts == (LOCAL_HOST,)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated configuration file."""
+
+    path: Path
+    settings: Settings
+    hooks: Hooks
+    instances: tuple[Instance, ...]
+
+    def select(self, targets: Sequence[str]) -> tuple[Instance, ...]:
+        """Give the instances named in ``targets`` (in that order, once each); none named gives all.
+
+        Raises ConfigError naming every unknown target and listing the known names.
+        """
+        if not targets:
+            return self.instances
+        by_name = {instance.name: instance for instance in self.instances}
+        unknown = [name for name in dict.fromkeys(targets) if name not in by_name]
+        if unknown:
+            known = ", ".join(by_name) or "none"
+            raise ConfigError(
+                [f"{self.path}: no instance named '{name}' (known instances: {known})" for name in unknown]
+            )
+        return tuple(by_name[name] for name in dict.fromkeys(targets))

@@ -1,0 +1,277 @@
+"""The configuration schema: every key gcops accepts, its type, its default and its check.
+
+These tables are the single source of truth. ``load.py`` walks them to
+validate and convert a config file; ``config.sample.toml`` is tested against
+them. Defaults are written as they would be in TOML and parsed like a user's
+value, so a default can never bypass a check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gcops.playbooks import describe_value
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Host names, IPv4 and IPv6 addresses; no user@, no spaces, no leading '-'
+# (which ssh-like tools would take for an option).
+HOST_PATTERN = re.compile(r"(?!-)[A-Za-z0-9_.:%\[\]-]+")
+USER_PATTERN = re.compile(r"(?!-)[^\s\x00-\x1f\x7f]+")
+DURATION_PATTERN = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+NAME_HINT = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
+HOST_HINT = "expected a host name or IP address (set the user in 'user' and the port in 'port')"
+USER_HINT = "expected a user name without spaces, not starting with '-'"
+
+
+class _Marker:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+REQUIRED = _Marker("REQUIRED")  # the key must be set
+ABSENT = _Marker("ABSENT")  # no default: inherited from another table, or optional
+
+
+class Invalid(ValueError):
+    """A value is wrong; ``subpath`` (like ``[2]`` or ``.name``) narrows the key path.
+
+    ``problems`` holds (subpath, message) for every wrong part of the value:
+    one item for a scalar, possibly several for an array or table.
+    """
+
+    def __init__(self, message: str, subpath: str = "", problems: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.subpath = subpath
+        self.problems = problems if problems is not None else [(subpath, message)]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: the TOML types it accepts, how it converts, its default."""
+
+    expected: str  # for messages: "expected <expected>, got <value>"
+    types: tuple[type, ...]
+    parse: Callable[[Any, Path], Any]
+    default: Any = ABSENT
+    doc: str = ""
+
+    def convert(self, value: Any, base: Path) -> Any:
+        """Give the typed value; raise Invalid saying what is wrong. ``base`` resolves relative paths."""
+        # type() rather than isinstance(): TOML booleans must not pass as integers.
+        if type(value) not in self.types:
+            raise Invalid(f"expected {self.expected}, got {describe_value(value)}")
+        return self.parse(value, base)
+
+
+def parse_duration(text: str) -> float:
+    """Give the seconds in a DURATION like ``90s``, ``30m``, ``2h`` or ``1h30m``.
+
+    Raises ValueError saying what a duration looks like, or that it must be > 0.
+    """
+    match = DURATION_PATTERN.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number with a unit, like '90s', '30m', '2h' or '1h30m'"
+        )
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = float(hours * 3600 + minutes * 60 + seconds)
+    if total <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    return total
+
+
+def resolve_path(text: str, base: Path) -> Path:
+    """Give ``text`` as a path: ``~`` expanded, relative paths taken from ``base``."""
+    if not text:
+        raise Invalid("expected a path, got empty string")
+    if "\0" in text:
+        raise Invalid("a path cannot contain a NUL character")
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError as exc:  # "~someone" with no such user, or no home directory
+        raise Invalid(f"cannot expand {text!r}: {exc}") from None
+    return path if path.is_absolute() else base / path
+
+
+def _checked_text(value: str, pattern: re.Pattern[str] | None, hint: str) -> str:
+    if pattern is not None and not pattern.fullmatch(value):
+        raise Invalid(f"invalid value {value!r}: {hint}")
+    if "\0" in value:
+        raise Invalid("contains a NUL character")
+    return value
+
+
+def text(default: Any = ABSENT, *, pattern: re.Pattern[str] | None = None, hint: str = "",
+         empty_is_none: bool = False, doc: str = "") -> Key:
+    """A string, optionally matching ``pattern``; ``""`` gives None when ``empty_is_none``."""
+
+    def parse(value: str, base: Path) -> str | None:
+        if empty_is_none and value == "":
+            return None
+        return _checked_text(value, pattern, hint)
+
+    return Key("a string", (str,), parse, default, doc)
+
+
+def boolean(default: Any, doc: str = "") -> Key:
+    return Key("a boolean (true or false)", (bool,), lambda value, base: value, default, doc)
+
+
+def integer(default: Any, *, low: int, high: int | None = None, doc: str = "") -> Key:
+    """An integer in ``low..high`` (no upper bound when ``high`` is None)."""
+    bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+
+    def parse(value: int, base: Path) -> int:
+        if value < low or (high is not None and value > high):
+            raise Invalid(f"expected an integer {bounds}, got {value}")
+        return value
+
+    return Key(f"an integer {bounds}", (int,), parse, default, doc)
+
+
+def choice(options: tuple[str, ...], default: Any, doc: str = "") -> Key:
+    listed = " or ".join(repr(option) for option in options)
+
+    def parse(value: str, base: Path) -> str:
+        if value not in options:
+            raise Invalid(f"expected {listed}, got {value!r}")
+        return value
+
+    return Key(listed, (str,), parse, default, doc)
+
+
+def duration(default: Any, doc: str = "") -> Key:
+    def parse(value: str, base: Path) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+
+    return Key("a duration string like '90s', '30m' or '2h'", (str,), parse, default, doc)
+
+
+def path(default: Any, *, empty_is_none: bool = False, doc: str = "") -> Key:
+    """A path string; ``~`` expanded, relative to the config file's folder; ``""`` gives None when allowed."""
+
+    def parse(value: str, base: Path) -> Path | None:
+        if empty_is_none and value == "":
+            return None
+        return resolve_path(value, base)
+
+    return Key("a path string", (str,), parse, default, doc)
+
+
+def _each(items: dict[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """Convert every item of an array or table (keyed by subpath); raise one Invalid naming
+    every failing item."""
+    converted, problems = {}, []
+    for subpath, value in items.items():
+        try:
+            converted[subpath] = convert(value)
+        except Invalid as exc:
+            problems.append((subpath, str(exc)))
+    if problems:
+        raise Invalid(problems[0][1], problems[0][0], problems)
+    return converted
+
+
+def _indexed(values: list[Any]) -> dict[str, Any]:
+    return {f"[{index}]": value for index, value in enumerate(values)}
+
+
+def _string_item(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {describe_value(value)}")
+    return value
+
+
+def path_list(default: Any, doc: str = "") -> Key:
+    def parse(values: list[Any], base: Path) -> tuple[Path, ...]:
+        return tuple(_each(_indexed(values), lambda value: resolve_path(_string_item(value), base)).values())
+
+    return Key("an array of path strings", (list,), parse, default, doc)
+
+
+def host_list(doc: str = "") -> Key:
+    """One or more distinct host names."""
+
+    def parse(values: list[Any], base: Path) -> tuple[str, ...]:
+        if not values:
+            raise Invalid("expected at least one host, got an empty array")
+        check = lambda value: _checked_text(_string_item(value), HOST_PATTERN, HOST_HINT)  # noqa: E731
+        hosts = list(_each(_indexed(values), check).values())
+        for index, host in enumerate(hosts):
+            if host in hosts[:index]:
+                raise Invalid(f"host {host!r} is listed twice", f"[{index}]")
+        return tuple(hosts)
+
+    return Key("an array of host names", (list,), parse, ABSENT, doc)
+
+
+def string_table(doc: str = "") -> Key:
+    def parse(table: dict[str, Any], base: Path) -> dict[str, str]:
+        strings = _each({f".{name}": value for name, value in table.items()},
+                        lambda value: _checked_text(_string_item(value), None, ""))
+        return {subpath[1:]: value for subpath, value in strings.items()}
+
+    return Key("a table of strings", (dict,), parse, ABSENT, doc)
+
+
+GCOPS: dict[str, Key] = {
+    "state_dir": path("/var/lib/gcops", doc="history database, journal, locks"),
+    "mode": choice(("readonly", "stop"), "readonly", doc="how writers are kept out during GC"),
+    "delete_untagged": boolean(False, doc="also delete manifests no tag points to"),
+    "max_window": duration("30m", doc="longest read-only window; past it GC is stopped and service restored"),
+    "parallel": integer(4, low=1, doc="instances worked at once"),
+    "playbook_dirs": path_list(["/etc/gcops/playbooks"], doc="searched before the built-in playbooks"),
+    "metrics_textfile": path("", empty_is_none=True, doc="Prometheus textfile; empty: none"),
+}
+
+SSH: dict[str, Key] = {
+    "user": text("root", pattern=USER_PATTERN, hint=USER_HINT),
+    "port": integer(22, low=1, high=65535),
+    "identity_file": path("~/.ssh/id_ed25519", empty_is_none=True, doc="empty: agent and default keys only"),
+    "known_hosts": path("~/.ssh/known_hosts"),
+    "host_key_policy": choice(("strict", "accept-new"), "strict"),
+    "sudo": boolean(False),
+    "connect_timeout": duration("10s"),
+}
+
+HOOKS: dict[str, Key] = {
+    "before": text("", empty_is_none=True, doc="shell command run on the gcops machine before a run"),
+    "after": text("", empty_is_none=True, doc="shell command run on the gcops machine after a run"),
+    "on_error": text("", empty_is_none=True, doc="shell command run on the gcops machine when a run fails"),
+}
+
+# [gcops] keys an instance may override; every [ssh] key may be overridden too.
+INSTANCE_OVERRIDES = ("mode", "delete_untagged", "max_window")
+
+INSTANCE: dict[str, Key] = {
+    "name": text(REQUIRED, pattern=NAME_PATTERN, hint=NAME_HINT),
+    "host": text(ABSENT, pattern=HOST_PATTERN, hint=HOST_HINT, doc='"local": this machine, no SSH'),
+    "hosts": host_list(doc="several writers of one storage"),
+    "playbook": text(REQUIRED, pattern=NAME_PATTERN, hint="expected a playbook name (a file name without .toml)"),
+    "vars": string_table(doc="overrides of the playbook's vars"),
+    **SSH,
+    **{key: GCOPS[key] for key in INSTANCE_OVERRIDES},
+}
+
+# Top-level tables; "instance" is an array of tables.
+SECTIONS: dict[str, dict[str, Key]] = {"gcops": GCOPS, "ssh": SSH, "hooks": HOOKS, "instance": INSTANCE}
+
+
+def defaults(spec: dict[str, Key], base: Path) -> dict[str, Any]:
+    """Give every key of ``spec`` that has a default, converted like a user's value."""
+    return {
+        name: key.convert(key.default, base)
+        for name, key in spec.items()
+        if key.default is not REQUIRED and key.default is not ABSENT
+    }

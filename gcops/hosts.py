@@ -1,0 +1,338 @@
+"""Where a command runs: this machine, or a host over SSH.
+
+One interface (`Host`) with two implementations. Commands are shell strings the
+caller has already built with every value shell-quoted. Output is read in
+chunks and handed on line by line (`stream`), so a GC printing millions of
+lines never sits whole in memory. Only this module knows SSH.
+
+fabric's `Connection` opens and authenticates the SSH connection; commands run
+on paramiko channels of that connection rather than through invoke's runner,
+because the runner keeps all captured output in memory and is text-only, while
+gcops moves config bytes verbatim and streams GC output.
+"""
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import paramiko
+from fabric import Connection
+
+TAIL_LINES = 20
+CHUNK = 65536
+MAX_LINE = 1 << 20  # a "line" longer than this is handed on in pieces
+
+
+class HostError(Exception):
+    """A host could not be used: unreachable, refused, authentication failed."""
+
+
+class HostKeyRefused(HostError):
+    """The host's key is unknown (strict policy) or differs from known_hosts."""
+
+
+class ConnectionLost(HostError):
+    """The connection dropped while a command was running."""
+
+
+class CommandTimeout(HostError):
+    """A command ran past its deadline."""
+
+
+class Cancelled(Exception):
+    """The caller asked a running command to stop waiting (SIGINT/SIGTERM)."""
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+class CommandFailed(HostError):
+    def __init__(self, host: str, command: str, result: Result):
+        self.host, self.command, self.result = host, command, result
+        tail = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()[-5:]
+        super().__init__(
+            f"{host}: command exited {result.exit_code}: {command.splitlines()[0][:120]}"
+            + (f": {' | '.join(tail)}" if tail else "")
+        )
+
+
+class Host(Protocol):
+    name: str
+
+    def run(self, command: str, *, input: bytes | None = None, timeout: float | None = 120,
+            check: bool = True) -> Result: ...
+
+    def stream(self, command: str, on_line: Callable[[str], None], *, deadline: float | None = None,
+               cancel: threading.Event | None = None) -> tuple[int, list[str]]: ...
+
+    def close(self) -> None: ...
+
+
+class _LineSplitter:
+    """Turns byte chunks into lines for `on_line`, keeping only the last few lines."""
+
+    def __init__(self, on_line: Callable[[str], None]):
+        self.on_line = on_line
+        self.pending = b""
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def feed(self, chunk: bytes) -> None:
+        data = self.pending + chunk
+        *lines, self.pending = data.split(b"\n")
+        for raw in lines:
+            self._emit(raw)
+        if len(self.pending) > MAX_LINE:
+            self._emit(self.pending)
+            self.pending = b""
+
+    def finish(self) -> list[str]:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
+        return list(self.tail)
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        self.tail.append(line)
+        self.on_line(line)
+
+
+def _check_wait(deadline: float | None, cancel: threading.Event | None, name: str, command: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"{name}: interrupted while running {command.split()[0]}")
+    if deadline is not None and time.monotonic() > deadline:
+        raise CommandTimeout(f"{name}: deadline passed while running {command.split()[0]}")
+
+
+def _wrap_sudo(command: str, sudo: bool) -> str:
+    return f"sudo -n -- sh -c {shlex.quote(command)}" if sudo else command
+
+
+class LocalHost:
+    """Commands run on this machine with /bin/sh; no SSH connection is opened."""
+
+    def __init__(self, sudo: bool = False):
+        self.name = "local"
+        self.sudo = sudo and os.geteuid() != 0
+
+    def run(self, command: str, *, input: bytes | None = None, timeout: float | None = 120,
+            check: bool = True) -> Result:
+        try:
+            proc = subprocess.run(["/bin/sh", "-c", _wrap_sudo(command, self.sudo)], input=input,
+                                  capture_output=True, timeout=timeout, start_new_session=True)
+        except subprocess.TimeoutExpired as exc:
+            raise CommandTimeout(f"local: command timed out after {timeout}s: {command.split()[0]}") from exc
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and result.exit_code != 0:
+            raise CommandFailed(self.name, command, result)
+        return result
+
+    def stream(self, command: str, on_line: Callable[[str], None], *, deadline: float | None = None,
+               cancel: threading.Event | None = None) -> tuple[int, list[str]]:
+        # A session of its own: Ctrl-C on the terminal reaches gcops, which then
+        # stops the GC deliberately (by pid file) and restores.
+        proc = subprocess.Popen(["/bin/sh", "-c", _wrap_sudo(command, self.sudo)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        splitter = _LineSplitter(on_line)
+        fd = proc.stdout.fileno()
+        try:
+            while True:
+                _check_wait(deadline, cancel, self.name, command)
+                ready, _, _ = select.select([fd], [], [], 0.2)
+                if ready:
+                    chunk = os.read(fd, CHUNK)
+                    if not chunk:
+                        break
+                    splitter.feed(chunk)
+            return proc.wait(), splitter.finish()
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                # gcops stops waiting; the caller kills the GC by its pid file
+                # so that the host-side record of it stays the single truth.
+                threading.Thread(target=proc.wait, daemon=True).start()
+
+    def close(self) -> None:
+        pass
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """Trust a host seen for the first time and write its key to known_hosts.
+
+    A *changed* key never reaches a policy: paramiko raises BadHostKeyException.
+    """
+
+    def __init__(self, known_hosts: Path):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.known_hosts, "a", encoding="ascii") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    user: str
+    port: int
+    identity_file: Path | None
+    known_hosts: Path
+    host_key_policy: str  # "strict" | "accept-new"
+    sudo: bool
+    connect_timeout: float
+
+
+class SSHHost:
+    """Commands run on a remote host over one SSH connection (fabric/paramiko)."""
+
+    def __init__(self, address: str, settings: SSHSettings):
+        self.name = address
+        self.settings = settings
+        self._conn = self._open(address, settings)
+
+    @staticmethod
+    def _open(address: str, s: SSHSettings) -> Connection:
+        connect_kwargs = {"allow_agent": True, "look_for_keys": s.identity_file is None,
+                          "banner_timeout": s.connect_timeout, "auth_timeout": s.connect_timeout}
+        if s.identity_file is not None and s.identity_file.exists():
+            connect_kwargs["key_filename"] = [str(s.identity_file)]
+        conn = Connection(address, user=s.user, port=s.port, connect_timeout=int(max(1, s.connect_timeout)),
+                          connect_kwargs=connect_kwargs)
+        client = conn.client
+        if s.known_hosts.exists():
+            client.load_host_keys(str(s.known_hosts))
+        elif s.host_key_policy == "strict":
+            raise HostKeyRefused(f"{address}: known_hosts file {s.known_hosts} does not exist "
+                                 "(host_key_policy = \"strict\"); add the host's key or use \"accept-new\"")
+        if s.host_key_policy == "accept-new":
+            client.set_missing_host_key_policy(_AcceptNewPolicy(s.known_hosts))
+        else:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyRefused(f"{address}: host key CHANGED (got {exc.key.get_name()} "
+                                 f"{exc.key.get_fingerprint().hex()}), refusing; check {s.known_hosts}") from exc
+        except paramiko.SSHException as exc:
+            if "known_hosts" in str(exc):
+                raise HostKeyRefused(f"{address}: host key not in {s.known_hosts} (host_key_policy = \"strict\"); "
+                                     "add it with ssh-keyscan after checking its fingerprint") from exc
+            raise HostError(f"{address}: SSH failed: {exc}") from exc
+        except (socket.timeout, TimeoutError) as exc:
+            raise HostError(f"{address}: connection timed out after {s.connect_timeout:g}s") from exc
+        except OSError as exc:
+            raise HostError(f"{address}:{s.port}: cannot connect: {exc.strerror or exc}") from exc
+        return conn
+
+    def _channel(self, command: str, combine: bool):
+        transport = self._conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLost(f"{self.name}: SSH connection lost")
+        try:
+            chan = transport.open_session(timeout=self.settings.connect_timeout)
+            chan.set_combine_stderr(combine)
+            chan.exec_command(_wrap_sudo(command, self.settings.sudo))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionLost(f"{self.name}: SSH connection lost: {exc}") from exc
+        return chan
+
+    def run(self, command: str, *, input: bytes | None = None, timeout: float | None = 120,
+            check: bool = True) -> Result:
+        chan = self._channel(command, combine=False)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        try:
+            if input:
+                chan.sendall(input)
+            chan.shutdown_write()
+            while True:
+                _check_wait(deadline, None, self.name, command)
+                select.select([chan], [], [], 0.5)
+                got = False
+                while chan.recv_ready():
+                    out += chan.recv(CHUNK)
+                    got = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(CHUNK)
+                    got = True
+                if not got and chan.exit_status_ready() and chan.eof_received:
+                    break
+                if not got and chan.closed:
+                    break
+                if not got and not self._alive():
+                    raise ConnectionLost(f"{self.name}: SSH connection lost while running {command.split()[0]}")
+            code = chan.recv_exit_status()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionLost(f"{self.name}: SSH connection lost: {exc}") from exc
+        finally:
+            chan.close()
+        if code == -1:
+            raise ConnectionLost(f"{self.name}: SSH connection lost (no exit status)")
+        result = Result(code, bytes(out), bytes(err))
+        if check and code != 0:
+            raise CommandFailed(self.name, command, result)
+        return result
+
+    def stream(self, command: str, on_line: Callable[[str], None], *, deadline: float | None = None,
+               cancel: threading.Event | None = None) -> tuple[int, list[str]]:
+        chan = self._channel(command, combine=True)
+        splitter = _LineSplitter(on_line)
+        try:
+            chan.shutdown_write()
+            while True:
+                _check_wait(deadline, cancel, self.name, command)
+                select.select([chan], [], [], 0.2)
+                got = False
+                while chan.recv_ready():
+                    chunk = chan.recv(CHUNK)
+                    if not chunk:
+                        break
+                    splitter.feed(chunk)
+                    got = True
+                if not got and chan.exit_status_ready() and (chan.eof_received or chan.closed):
+                    break
+                if not got and not self._alive():
+                    raise ConnectionLost(f"{self.name}: SSH connection lost while running {command.split()[0]}")
+            code = chan.recv_exit_status()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionLost(f"{self.name}: SSH connection lost: {exc}") from exc
+        finally:
+            chan.close()
+        if code == -1:
+            raise ConnectionLost(f"{self.name}: SSH connection lost (no exit status)")
+        return code, splitter.finish()
+
+    def _alive(self) -> bool:
+        transport = self._conn.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:  # closing a dead connection must not mask the real error
+            pass
+
+
+def connect(address: str, settings: SSHSettings) -> Host:
+    """Give a Host for `address` ("local" = this machine). Raises HostError."""
+    if address == "local":
+        return LocalHost(sudo=settings.sudo)
+    return SSHHost(address, settings)

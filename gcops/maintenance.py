@@ -1,0 +1,340 @@
+"""One instance's maintenance cycle: preflight -> measure -> read-only (or stop) -> GC -> restore -> verify -> measure.
+
+Every node that was entered is left again, whatever happens in between (GC
+failure, max_window, SIGINT/SIGTERM, a dropped connection): `_leave_all` runs
+in a `finally`. Before a node is touched, the intent is written locally
+(journal.py) and on the host (hostside.py), and a watchdog on the host restores
+it on its own if gcops cannot.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import structlog
+
+from gcops import hostside, journal, preflight
+from gcops.config import Instance
+from gcops.hosts import (Cancelled, CommandTimeout, ConnectionLost, Host, HostError, SSHSettings, connect)
+from gcops.playbooks import render
+from gcops.registry import storage
+from gcops.registry.config_file import RegistryConfigError, with_read_only
+from gcops.registry.gc_output import GCOutputParser, GCSummary
+from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
+
+RECONNECT_ATTEMPTS = 3
+
+
+def ssh_settings(instance: Instance) -> SSHSettings:
+    return SSHSettings(user=instance.user, port=instance.port, identity_file=instance.identity_file,
+                       known_hosts=instance.known_hosts, host_key_policy=instance.host_key_policy,
+                       sudo=instance.sudo, connect_timeout=instance.connect_timeout)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    mode: str
+    delete_untagged: bool
+    max_window: float
+
+
+@dataclass
+class Node:
+    address: str
+    host: Host | None = None
+    facts: preflight.NodeFacts | None = None
+    plan: hostside.NodePlan | None = None
+    entered: bool = False
+    window_start: float | None = None     # host clock
+    window_end: float | None = None
+
+
+def gc_command(instance: Instance, *, dry_run: bool = False) -> str:
+    """The playbook's GC command with gcops' flags. --delete-untagged is never passed (see untagged.py)."""
+    command = render(instance.playbook.commands["gc"], instance.vars)
+    return command + (" --dry-run" if dry_run else "")
+
+
+class InstanceCycle:
+    """Run the whole cycle for one instance; `execute` always returns a result, never raises."""
+
+    def __init__(self, instance: Instance, options: RunOptions, run_id: str, state_dir,
+                 cancel: threading.Event, on_step: Callable[[str, str], None] | None = None):
+        self.instance = instance
+        self.options = options
+        self.run_id = run_id
+        self.state_dir = state_dir
+        self.cancel = cancel
+        self.on_step = on_step or (lambda name, step: None)
+        self.log = structlog.get_logger().bind(instance=instance.name)
+        self.nodes = [Node(address) for address in instance.hosts]
+        self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
+                                     playbook=instance.playbook.name, mode=options.mode,
+                                     delete_untagged=options.delete_untagged)
+        self.gc_summary: GCSummary | None = None
+        self.window_opened = 0.0
+
+    # -- the cycle ---------------------------------------------------------------------------
+    def execute(self) -> InstanceResult:
+        started = time.monotonic()
+        try:
+            self._connect()
+            self._preflight()
+            before = self._measure("measure_before")
+            self.result.storage_bytes_before = before.storage_bytes
+            self.result.fs_used_bytes_before = before.fs_used_bytes
+            self.result.blobs_before = before.blobs
+            self._window()
+            after = self._measure("measure_after")
+            self.result.storage_bytes_after = after.storage_bytes
+            self.result.fs_used_bytes_after = after.fs_used_bytes
+            self.result.blobs_after = after.blobs
+            self.result.reclaimed_bytes = before.storage_bytes - after.storage_bytes
+            if self.result.status == SKIPPED:
+                self.result.status = OK
+        except preflight.LockHeld as exc:
+            self._finish_error(SKIPPED, f"locked: {exc}", lock_held=True)
+        except preflight.Refused as exc:
+            self._finish_error(SKIPPED, f"refused: {exc}")
+        except Cancelled:
+            self._finish_error(FAILED, "interrupted; registry restored", interrupted=True)
+        except _WindowFailed as exc:
+            self._finish_error(FAILED, str(exc))
+        except HostError as exc:
+            self._finish_error(FAILED, str(exc))
+        except Exception as exc:  # a bug must not leave a registry changed, nor hide
+            self.log.exception("unexpected_error")
+            self._finish_error(FAILED, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.result.duration_seconds = time.monotonic() - started
+            for node in self.nodes:
+                if node.host is not None:
+                    node.host.close()
+        self.on_step(self.instance.name, self.result.status)
+        return self.result
+
+    def _finish_error(self, status: str, error: str, *, lock_held: bool = False, interrupted: bool = False):
+        if self.result.status != NOT_RESTORED:
+            self.result.status = status
+        if self.result.error is None:
+            self.result.error = error
+        self.result.lock_held = self.result.lock_held or lock_held
+        self.result.interrupted = self.result.interrupted or interrupted
+        self.log.warning("instance_failed", status=self.result.status, error=self.result.error)
+
+    def _step(self, step: str, **fields) -> None:
+        self.on_step(self.instance.name, step)
+        self.log.info(step, **fields)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        settings = ssh_settings(self.instance)
+        for node in self.nodes:
+            self._step("connect", host=node.address)
+            node.host = connect(node.address, settings)
+
+    def _preflight(self) -> None:
+        for node in self.nodes:
+            self._step("preflight", host=node.address)
+            node.facts = preflight.gather(node.host, self.instance.vars)
+            checks = preflight.evaluate(node.facts, self.instance.vars, self.options.mode)
+            preflight.refuse_unless_safe(checks)
+            if node.facts.leftover or node.facts.lock is not None:
+                self._recover_leftover(node)
+        roots = {n.facts.storage_root for n in self.nodes}
+        if len(roots) != 1:
+            raise preflight.Refused(f"nodes disagree on the storage root: {sorted(roots)}")
+
+    def _recover_leftover(self, node: Node) -> None:
+        """An earlier run left this node changed and its lock is abandoned: restore first."""
+        self._step("recover_leftover", host=node.address, marker=node.facts.leftover)
+        if node.facts.kv.get("restore_script") != "yes":
+            raise preflight.Refused(f"{node.address}: changes left by an earlier run and no restore script; "
+                                    "run `gcops recover`")
+        result = node.host.run(f"/bin/sh {hostside.q(hostside.host_state_dir(self.instance.vars['config']) + '/restore.sh')}"
+                               f" recover && rm -rf {hostside.q(hostside.host_state_dir(self.instance.vars['config']) + '/lock')}",
+                               timeout=600, check=False)
+        if result.exit_code != 0:
+            raise preflight.Refused(f"{node.address}: could not restore what an earlier run left: "
+                                    f"{result.text.strip().splitlines()[-1:]}; run `gcops recover`")
+        node.facts = preflight.gather(node.host, self.instance.vars)
+        preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
+
+    def _measure(self, step: str) -> storage.StorageSnapshot:
+        node = self.nodes[0]
+        self._step(step, host=node.address)
+        t0 = time.monotonic()
+        out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
+        snap = storage.parse_measurement(out)
+        self.log.info(f"{step}_done", host=node.address, storage_bytes=snap.storage_bytes,
+                      blobs=snap.blobs, fs_used_bytes=snap.fs_used_bytes, seconds=round(time.monotonic() - t0, 3))
+        return snap
+
+    # -- the window --------------------------------------------------------------------------
+    def _plan_for(self, node: Node) -> hostside.NodePlan:
+        cmds, vars = self.instance.playbook.commands, self.instance.vars
+        return hostside.NodePlan(
+            run_id=self.run_id, owner=f"gcops@{socket.gethostname()} pid {os.getpid()} run {self.run_id}",
+            config_path=vars["config"], registry_url=vars["registry_url"], mode=self.options.mode,
+            restart=render(cmds["restart"], vars), stop=render(cmds["stop"], vars),
+            start=render(cmds["start"], vars), gc=gc_command(self.instance), max_window=self.options.max_window,
+            already_read_only=node.facts.registry.read_only)
+
+    def _window(self) -> None:
+        for node in self.nodes:
+            node.plan = self._plan_for(node)
+        self.window_opened = time.monotonic()
+        try:
+            for node in self.nodes:
+                if self.cancel.is_set():
+                    raise Cancelled("interrupted before the window")
+                self._enter(node)
+            self._gc(self.nodes[0])
+        finally:
+            self._leave_all()
+        if self.result.status == NOT_RESTORED:
+            raise _WindowFailed(self.result.error or "not restored")
+        if self.result.error:
+            raise _WindowFailed(self.result.error)
+
+    def _enter(self, node: Node) -> None:
+        plan, facts = node.plan, node.facts
+        write_config = plan.mode == "readonly" and not plan.already_read_only
+        new_config = b""
+        if write_config:
+            try:
+                new_config = with_read_only(facts.config_bytes)
+            except RegistryConfigError as exc:
+                raise preflight.Refused(f"{node.address}: {plan.config_path}: {exc}") from exc
+        journal.write_intent(self.state_dir, journal.Intent(
+            run_id=self.run_id, instance=self.instance.name, node=node.address, config_path=plan.config_path,
+            registry_url=plan.registry_url, mode=plan.mode, restart=plan.restart, start=plan.start,
+            already_read_only=plan.already_read_only,
+            original_b64=base64.b64encode(facts.config_bytes).decode("ascii"),
+            original_sha256=hashlib.sha256(facts.config_bytes).hexdigest()))
+        self._step("enter_read_only" if plan.mode == "readonly" else "stop_registry", host=node.address)
+        node.entered = True
+        script = hostside.enter_script(plan, facts.kv.get("config_sha256", ""), write_config)
+        result = node.host.run(script, input=new_config if write_config else None,
+                               timeout=hostside.READY_TIMEOUT * 2 + 60, check=False)
+        kv = hostside.parse_kv(result.text)
+        if result.exit_code in (hostside.EXIT_LOCKED, hostside.EXIT_LEFTOVER, hostside.EXIT_CONFIG_CHANGED):
+            node.entered = False   # the script released its lock and changed nothing
+            journal.remove_intent(self.state_dir, self.instance.name, node.address)
+            if result.exit_code == hostside.EXIT_LOCKED:
+                raise preflight.LockHeld(f"{node.address}: held by {kv.get('lock_held', 'another run')}")
+            if result.exit_code == hostside.EXIT_LEFTOVER:
+                raise preflight.Refused(f"{node.address}: changes left by {kv.get('leftover')}; run `gcops recover`")
+            raise preflight.Refused(f"{node.address}: {plan.config_path} changed since preflight; try again")
+        if "window_start" in kv and write_config or plan.mode == "stop":
+            node.window_start = _float(kv.get("window_start"))
+        if result.exit_code != 0:
+            raise _WindowFailed(f"{node.address}: entering {'read-only' if plan.mode == 'readonly' else 'stop'} "
+                                f"failed (exit {result.exit_code}): {_last(result)}")
+        self.log.info("entered", host=node.address, watchdog=kv.get("watchdog"),
+                      seconds=_span(kv.get("window_start"), kv.get("ready")))
+
+    def _gc(self, node: Node) -> None:
+        self._step("gc", host=node.address)
+        deadline = self.window_opened + self.options.max_window
+        parser = GCOutputParser()
+        t0 = time.monotonic()
+        try:
+            code, tail = node.host.stream(hostside.gc_script(node.plan, verify=True), parser.feed,
+                                          deadline=deadline, cancel=self.cancel)
+        except CommandTimeout as exc:
+            raise _WindowFailed(f"GC ran past max_window ({self.options.max_window:g}s); stopped and restored") from exc
+        finally:
+            self.result.gc_seconds = time.monotonic() - t0
+            self.gc_summary = parser.finish()
+        if code == hostside.EXIT_NOT_READ_ONLY:
+            raise _WindowFailed(f"{node.address}: registry did not refuse writes; GC not run ({_tail(tail)})")
+        if code in (hostside.EXIT_NOT_ANSWERING, hostside.EXIT_STILL_ANSWERING):
+            raise _WindowFailed(f"{node.address}: {_tail(tail)}; GC not run")
+        if code != 0:
+            raise _WindowFailed(f"{node.address}: GC exited {code}: {_tail(tail)}")
+        summary = self.gc_summary
+        self.result.blobs_deleted = summary.blobs_removed
+        self.result.manifests_deleted = summary.manifests_removed
+        self.log.info("gc_done", host=node.address, blobs_deleted=self.result.blobs_deleted,
+                      manifests_deleted=self.result.manifests_deleted, lines=summary.lines,
+                      seconds=round(self.result.gc_seconds, 3))
+
+    def _leave_all(self) -> None:
+        for node in reversed(self.nodes):
+            if node.entered:
+                self._leave(node)
+        starts = [n.window_start for n in self.nodes if n.window_start is not None]
+        ends = [n.window_end for n in self.nodes if n.window_end is not None]
+        if starts and ends:
+            self.result.window_seconds = max(0.0, max(ends) - min(starts))
+        elif not starts:
+            self.result.window_seconds = 0.0
+
+    def _leave(self, node: Node) -> None:
+        self._step("restore", host=node.address)
+        script = hostside.leave_script(node.plan)
+        last_error = None
+        for attempt in range(RECONNECT_ATTEMPTS):
+            try:
+                if attempt:
+                    node.host.close()
+                    node.host = connect(node.address, ssh_settings(self.instance))
+                result = node.host.run(script, timeout=hostside.READY_TIMEOUT * 2 + 120, check=False)
+                break
+            except (ConnectionLost, HostError) as exc:
+                last_error = exc
+                self.log.warning("restore_retry", host=node.address, attempt=attempt + 1, error=str(exc))
+                time.sleep(min(5, 1 + attempt * 2))
+        else:
+            self._not_restored(node, f"cannot reach the host to restore: {last_error}; its watchdog restores "
+                                     f"it after max_window, or run `gcops recover`")
+            return
+        kv = hostside.parse_kv(result.text)
+        if result.exit_code != 0:
+            self._not_restored(node, f"restore failed (exit {result.exit_code}): {_last(result)}")
+            return
+        node.window_end = _float(kv.get("window_end"))
+        journal.remove_intent(self.state_dir, self.instance.name, node.address)
+        lost = node.plan.mode == "readonly" and kv.get("probe_after_gc") not in (None, "405", "401")
+        if lost and not node.plan.already_read_only and self.result.error is None:
+            self.result.error = (f"{node.address}: read-only was LOST during GC (write probe answered "
+                                 f"{kv.get('probe_after_gc')}): was `gitlab-ctl reconfigure` run? Check the registry")
+        self.log.info("restored", host=node.address, probe_after=kv.get("probe_after"))
+
+    def _not_restored(self, node: Node, error: str) -> None:
+        self.result.status = NOT_RESTORED
+        self.result.error = f"{node.address}: NOT RESTORED: {error}"
+        self.log.error("not_restored", host=node.address, error=error)
+
+
+class _WindowFailed(Exception):
+    """The window went wrong; every node has been left (restored) by then."""
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _span(a: str | None, b: str | None) -> float | None:
+    fa, fb = _float(a), _float(b)
+    return round(fb - fa, 3) if fa is not None and fb is not None else None
+
+
+def _last(result) -> str:
+    lines = (result.text + "\n" + result.stderr.decode("utf-8", "replace")).strip().splitlines()
+    return " | ".join(lines[-3:]) if lines else "no output"
+
+
+def _tail(lines: list[str]) -> str:
+    picked = [line for line in lines if line.strip()][-3:]
+    return " | ".join(picked) if picked else "no output"

@@ -1,0 +1,64 @@
+"""Human tables for check, plan, recover and dry-run (run and report tables live in report/)."""
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+from gcops.report.rows import human_bytes
+
+
+def _render(table: Table) -> str:
+    buf = io.StringIO()
+    Console(file=buf, width=max(100, Console().width), force_terminal=False, color_system=None).print(table)
+    return buf.getvalue()
+
+
+def check_table(doc: dict) -> str:
+    table = Table(title="gcops check")
+    for col in ("instance", "check", "ok", "detail"):
+        table.add_column(col, overflow="fold")
+    for inst in doc["instances"]:
+        for i, check in enumerate(inst["checks"]):
+            table.add_row(inst["name"] if i == 0 else "", check["name"], "yes" if check["ok"] else "NO",
+                          check["detail"])
+    return _render(table)
+
+
+def plan_table(doc: dict) -> str:
+    table = Table(title="gcops plan (registry GC dry-run; nothing changed)")
+    for col in ("instance", "eligible blobs", "eligible manifests", "reclaimable", "storage", "error"):
+        table.add_column(col, overflow="fold", justify="right" if col not in ("instance", "error") else "left")
+    for inst in doc["instances"]:
+        table.add_row(inst["name"], _n(inst["eligible_blobs"]), _n(inst["eligible_manifests"]),
+                      human_bytes(inst["reclaimable_bytes"]), human_bytes(inst["storage_bytes"]),
+                      inst.get("error") or "")
+    return _render(table)
+
+
+def recover_table(doc: dict) -> str:
+    table = Table(title="gcops recover")
+    for col in ("instance", "host", "action", "ok", "detail"):
+        table.add_column(col, overflow="fold")
+    for inst in doc["instances"]:
+        for node in inst["nodes"]:
+            table.add_row(inst["name"], node["host"], node["action"], "yes" if node["ok"] else "NO", node["detail"])
+    return _render(table)
+
+
+def dry_run_text(doc: dict) -> str:
+    out = []
+    for inst in doc["instances"]:
+        out.append(f"instance {inst['name']} ({', '.join(inst['hosts'])}): dry run, nothing will be changed")
+        if inst["refused"]:
+            out.append(f"  ! a real run would be refused: {inst['refused']}")
+        for n, step in enumerate(inst["steps"], 1):
+            first, *rest = step.splitlines()
+            out.append(f"  {n:2}. {first}")
+            out.extend(f"        {line}" for line in rest)
+    return "\n".join(out) + "\n"
+
+
+def _n(value) -> str:
+    return "-" if value is None else f"{value:,}"

@@ -1,0 +1,235 @@
+"""Playbooks: where things are on one kind of registry deployment, and how to restart it.
+
+A playbook is a TOML file with ``name``, ``summary``, a ``[vars]`` table of
+defaults (paths and URLs as seen from the registry host) and a ``[commands]``
+table of shell templates. Built-in playbooks live in the repository's
+``playbooks/`` folder; users add their own in ``[gcops] playbook_dirs``, which
+are searched first.
+
+Templates are rendered by :func:`render`, which replaces each ``{var}`` with the
+var's value passed through :func:`shlex.quote`, so a value always reaches the
+shell as one inert word. ``str.format`` is never used on templates or values:
+a value such as ``"{x}"`` or ``"$(reboot)"`` must stay data.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gcops
+
+REQUIRED_COMMANDS = ("restart", "stop", "start", "gc")
+TOP_LEVEL_KEYS = ("name", "summary", "vars", "commands")
+VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+PLAYBOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """A validated playbook: var defaults and command templates."""
+
+    name: str
+    summary: str
+    path: Path
+    vars: dict[str, str]
+    commands: dict[str, str]
+
+
+class PlaybookError(Exception):
+    """A playbook cannot be used; ``problems`` holds one full line per problem."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def builtin_playbook_dir() -> Path:
+    """Give the folder holding the built-in playbooks (inside the package, so installs carry them;
+    the repository's top-level ``playbooks`` is a link to it)."""
+    return Path(gcops.__file__).resolve().parent / "builtin_playbooks"
+
+
+def find_playbook(name: str, dirs: Sequence[Path]) -> Path | None:
+    """Give the path of ``<name>.toml`` in the first of ``dirs`` holding it, then the built-in dir.
+
+    Gives None when no folder holds it, or when ``name`` is not a plain
+    playbook name (a name with a slash could otherwise reach any file).
+    """
+    if not PLAYBOOK_NAME.fullmatch(name):
+        return None
+    for folder in (*dirs, builtin_playbook_dir()):
+        candidate = Path(folder) / f"{name}.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _tokenize(template: str) -> list[tuple[bool, str]]:
+    """Split a template into (is_var, text) pieces; raise ValueError on a stray brace."""
+    pieces: list[tuple[bool, str]] = []
+    literal: list[str] = []
+    i, end = 0, len(template)
+    while i < end:
+        char = template[i]
+        if char in "{}" and template.startswith(char * 2, i):
+            literal.append(char)
+            i += 2
+        elif char == "{":
+            close = template.find("}", i + 1)
+            if close == -1:
+                raise ValueError(f"unclosed '{{' at position {i}; write '{{{{' for a literal brace")
+            name = template[i + 1 : close]
+            if not VAR_NAME.fullmatch(name):
+                raise ValueError(
+                    f"'{{{name}}}' at position {i} is not a var reference "
+                    "(a var name is letters, digits and '_'); write '{{' and '}}' for literal braces"
+                )
+            if literal:
+                pieces.append((False, "".join(literal)))
+                literal = []
+            pieces.append((True, name))
+            i = close + 1
+        elif char == "}":
+            raise ValueError(f"single '}}' at position {i}; write '}}}}' for a literal brace")
+        else:
+            literal.append(char)
+            i += 1
+    if literal:
+        pieces.append((False, "".join(literal)))
+    return pieces
+
+
+def template_vars(template: str) -> list[str]:
+    """Give the var names a template uses, in order; raise ValueError if it is malformed."""
+    return [text for is_var, text in _tokenize(template) if is_var]
+
+
+def render(template: str, vars: Mapping[str, str]) -> str:
+    """Give ``template`` with every ``{name}`` replaced by ``shlex.quote(vars[name])``.
+
+    ``{{`` and ``}}`` give literal braces. Values are substituted once and never
+    re-scanned. Raises PlaybookError for a malformed template or an unknown var.
+    """
+    try:
+        pieces = _tokenize(template)
+    except ValueError as exc:
+        raise PlaybookError([f"command template {template!r}: {exc}"]) from None
+    unknown = sorted({text for is_var, text in pieces if is_var and text not in vars})
+    if unknown:
+        known = ", ".join(sorted(vars)) or "none"
+        raise PlaybookError(
+            [f"command template {template!r}: unknown var '{name}' (known vars: {known})" for name in unknown]
+        )
+    return "".join(shlex.quote(vars[text]) if is_var else text for is_var, text in pieces)
+
+
+def describe_value(value: Any) -> str:
+    """Name a TOML value and its type for messages: 'integer 3', 'boolean true', 'table'."""
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"float {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f"string {shown!r}" if value else "empty string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    return f"date/time {value}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """Give the TOML document at ``path``; raise PlaybookError with one line if it cannot be read."""
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise PlaybookError([f"{path}: cannot read playbook: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise PlaybookError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PlaybookError([f"{path}: invalid TOML: {exc}"]) from None
+
+
+def _string_table(data: dict[str, Any], key: str, bad) -> dict[str, str]:
+    """Give the table ``data[key]`` keeping only its string values; report every other value."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        bad(key, f"expected a table, got {describe_value(table)}")
+        return {}
+    strings = {}
+    for name, value in table.items():
+        if not isinstance(value, str):
+            bad(f"{key}.{name}", f"expected a string, got {describe_value(value)}")
+        elif "\0" in value:
+            bad(f"{key}.{name}", "contains a NUL character, which no command can receive")
+        else:
+            strings[name] = value
+    return strings
+
+
+def load_playbook(path: Path) -> Playbook:
+    """Give the validated playbook at ``path``.
+
+    Raises PlaybookError listing every problem at once, one line each naming
+    the file and key: unreadable or malformed TOML, unknown top-level keys,
+    a missing or non-string name/summary, non-string vars or commands, a
+    missing required command, a malformed template or one using an undefined var.
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    problems: list[str] = []
+
+    def bad(key: str, message: str) -> None:
+        problems.append(f"{path}: at '{key}': {message}")
+
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            bad(key, f"unknown key; expected one of: {', '.join(TOP_LEVEL_KEYS)}")
+    texts = {}
+    for key in ("name", "summary"):
+        value = data.get(key)
+        if value is None:
+            bad(key, "required key is missing")
+        elif not isinstance(value, str) or not value.strip():
+            bad(key, f"expected a non-empty string, got {describe_value(value)}")
+        else:
+            texts[key] = value
+
+    defaults = _string_table(data, "vars", bad)
+    for name in defaults:
+        if not VAR_NAME.fullmatch(name):
+            bad(f"vars.{name}", "a var name must be letters, digits and '_', not starting with a digit")
+    if "commands" not in data:
+        bad("commands", "required table is missing")
+    commands = _string_table(data, "commands", bad)
+    if isinstance(data.get("commands"), dict):
+        for name in REQUIRED_COMMANDS:
+            if name not in data["commands"]:
+                bad(f"commands.{name}", "required command is missing")
+    # Vars declared with a wrong value are reported above; do not report them again as undefined.
+    declared = data.get("vars", {}) if isinstance(data.get("vars", {}), dict) else None
+    for name, template in commands.items():
+        try:
+            used = template_vars(template)
+        except ValueError as exc:
+            bad(f"commands.{name}", str(exc))
+            continue
+        for var in dict.fromkeys(used):
+            if declared is not None and var not in declared:
+                known = ", ".join(declared) or "none"
+                bad(f"commands.{name}", f"uses undefined var '{var}' (define it in [vars]; known vars: {known})")
+
+    if problems:
+        raise PlaybookError(problems)
+    return Playbook(
+        name=texts["name"], summary=texts["summary"], path=path, vars=defaults, commands=commands
+    )

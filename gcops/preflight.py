@@ -1,0 +1,164 @@
+"""Preflight: facts about one registry node, and the checks that decide whether offline GC is safe.
+
+`gather` costs one round trip (plus one for the storage). `evaluate` is pure:
+it turns facts into named checks, used both by `gcops check` (as a table) and
+by `run`/`plan` (the first failing check refuses the instance, changing nothing).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from gcops import hostside
+from gcops.hosts import Host
+from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
+
+STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class NodeFacts:
+    address: str
+    kv: dict[str, str] = field(default_factory=dict)
+    config_bytes: bytes | None = None
+    config_error: str | None = None
+    registry: RegistryConfig | None = None
+    storage_root: str | None = None
+    storage_state: str | None = None     # "ok", "storage_missing", "database_in_use"
+    storage_output: str = ""
+
+    @property
+    def lock(self) -> tuple[str, int] | None:
+        value = self.kv.get("lock")
+        if value is None:
+            return None
+        run_id, _, deadline = value.partition(" ")
+        try:
+            return run_id, int(deadline or 0)
+        except ValueError:
+            return run_id, 0
+
+    @property
+    def lock_is_stale(self) -> bool:
+        lock = self.lock
+        now = int(self.kv.get("now", "0") or 0)
+        return lock is not None and now > lock[1] + STALE_LOCK_SECONDS
+
+    @property
+    def leftover(self) -> str | None:
+        return self.kv.get("marker")
+
+
+class Refused(Exception):
+    """Preflight says no: nothing was changed."""
+
+
+class LockHeld(Refused):
+    """Another gcops run holds the lock on this node."""
+
+
+def gather(host: Host, vars: dict[str, str], measure: str | None = None) -> NodeFacts:
+    """Read the node's facts; with `measure`, check the storage and run that command too."""
+    facts = NodeFacts(address=host.name)
+    script = hostside.preflight_script(vars["config"], vars["registry_url"], vars["registry"])
+    text = host.run(script, timeout=60).text
+    head, sep, b64 = text.partition("--- config (base64) ---")
+    facts.kv = hostside.parse_kv(head)
+    if sep:
+        try:
+            facts.config_bytes = base64.b64decode("".join(b64.split()), validate=True)
+            facts.registry = parse_registry_config(facts.config_bytes.decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            facts.config_error = f"cannot decode {vars['config']}: {exc}"
+        except RegistryConfigError as exc:
+            facts.config_error = f"{vars['config']}: {exc}"
+    facts.storage_root = vars.get("storage_root") or (facts.registry.storage_root if facts.registry else None)
+    if facts.storage_root and facts.registry and facts.registry.storage_driver == "filesystem":
+        result = host.run(hostside.storage_check_script(facts.storage_root, measure or ":"),
+                          timeout=None, check=False)
+        facts.storage_output = result.text
+        if result.exit_code == 10:
+            facts.storage_state = "storage_missing"
+        elif result.exit_code == 11:
+            facts.storage_state = "database_in_use"
+        elif result.exit_code == 0:
+            facts.storage_state = "ok"
+        else:
+            facts.storage_state = f"error: {result.stderr.decode('utf-8', 'replace').strip()[:200]}"
+    return facts
+
+
+def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
+    """Named checks, in the order a person reads them. Pure."""
+    cfg = vars["config"]
+    checks = [Check("reachable", True, facts.address)]
+    if facts.config_bytes is None and facts.config_error is None:
+        checks.append(Check("config_readable", False, f"{cfg} is missing or unreadable"))
+        return checks
+    checks.append(Check("config_readable", True, cfg))
+    reg = facts.registry
+    if reg is None:
+        checks.append(Check("config_parsed", False, facts.config_error or f"{cfg}: cannot parse"))
+        return checks
+    checks.append(Check("config_parsed", True, "read-only already on" if reg.read_only else "ok"))
+    if reg.uses_metadata_database:
+        checks.append(Check("metadata_database", False,
+                            f"database.enabled is {reg.database}: offline GC would delete live data; "
+                            "use the registry's online GC instead"))
+    else:
+        checks.append(Check("metadata_database", True, "not in use"))
+    if reg.storage_driver != "filesystem":
+        checks.append(Check("storage_driver", False,
+                            f"storage driver {reg.storage_driver or 'unknown'}: gcops supports the filesystem driver"))
+        return checks
+    checks.append(Check("storage_driver", True, "filesystem"))
+    state = facts.storage_state
+    if state == "storage_missing":
+        checks.append(Check("storage_root", False, f"storage root {facts.storage_root} does not exist"))
+    elif state == "database_in_use":
+        checks.append(Check("storage_root", False,
+                            f"{facts.storage_root}/docker/registry/lockfiles/database-in-use exists: "
+                            "the metadata database owns this storage; offline GC would delete live data"))
+    elif state == "ok":
+        checks.append(Check("storage_root", True, facts.storage_root or ""))
+    else:
+        checks.append(Check("storage_root", False, f"cannot check {facts.storage_root}: {state}"))
+    code = facts.kv.get("registry_http", "000")
+    answering = code in ("200", "401")
+    checks.append(Check("registry_answering", answering,
+                        f"{vars['registry_url']}/v2/ answered {code}" if code != "000"
+                        else f"{vars['registry_url']}/v2/ did not answer"))
+    checks.append(Check("gc_binary", facts.kv.get("gc_binary") == "yes",
+                        vars["registry"] if facts.kv.get("gc_binary") == "yes" else f"{vars['registry']} not executable"))
+    checks.append(Check("curl", bool(facts.kv.get("curl")),
+                        facts.kv.get("curl") or "no curl on the host: gcops probes the registry with it"))
+    lock = facts.lock
+    if lock is None:
+        checks.append(Check("lock", True, "free"))
+    elif facts.lock_is_stale:
+        checks.append(Check("lock", True, f"abandoned by run {lock[0]} (will be recovered first)"))
+    else:
+        checks.append(Check("lock", False, f"held by run {lock[0]}"))
+    if facts.leftover and lock is None:
+        checks.append(Check("leftover", True, f"changes left by {facts.leftover} (will be recovered first)"))
+    return checks
+
+
+def refuse_unless_safe(checks: list[Check]) -> None:
+    """Raise LockHeld or Refused for the first failing check."""
+    for check in checks:
+        if not check.ok:
+            if check.name == "lock":
+                raise LockHeld(check.detail)
+            raise Refused(f"{check.name}: {check.detail}")

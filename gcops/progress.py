@@ -1,0 +1,45 @@
+"""A live view per instance (step, elapsed) on a terminal; nothing otherwise."""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+class _Board:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rows: dict[str, tuple[str, float, float]] = {}   # name -> (step, started, step_started)
+
+    def update(self, name: str, step: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            started = self.rows.get(name, (step, now, now))[1]
+            self.rows[name] = (step, started, now)
+
+    def __rich__(self) -> Table:
+        table = Table(box=None, show_header=True, header_style="bold")
+        for col in ("instance", "step", "step time", "elapsed"):
+            table.add_column(col)
+        now = time.monotonic()
+        with self.lock:
+            for name, (step, started, step_started) in self.rows.items():
+                done = step in ("ok", "failed", "skipped", "not_restored")
+                table.add_row(name, step, "" if done else f"{now - step_started:6.1f}s", f"{now - started:6.1f}s")
+        return table
+
+
+@contextmanager
+def live_progress(enabled: bool) -> Iterator[Callable[[str, str], None] | None]:
+    """Yield an on_step(instance, step) callback drawing a live table, or None when disabled."""
+    if not enabled:
+        yield None
+        return
+    board = _Board()
+    with Live(board, console=Console(stderr=True), refresh_per_second=4, transient=True):
+        yield board.update

@@ -1,0 +1,176 @@
+"""The run history: round trips, filters, schema versions and migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from gcops import history
+from gcops.history import HistoryError, load_runs, record_run
+
+
+def instance_result(name: str, reclaimed: int | None, status: str = "ok") -> dict:
+    known = reclaimed is not None
+    return {
+        "name": name, "hosts": [f"{name}.example.com"], "playbook": "omnibus",
+        "status": status, "error": None if status == "ok" else "registry config unreadable",
+        "mode": "readonly", "delete_untagged": False,
+        "storage_bytes_before": 10_000_000_000 if known else None,
+        "storage_bytes_after": 10_000_000_000 - reclaimed if known else None,
+        "reclaimed_bytes": reclaimed,
+        "fs_used_bytes_before": 50_000_000_000 if known else None,
+        "fs_used_bytes_after": 50_000_000_000 - reclaimed if known else None,
+        "blobs_before": 1200 if known else None, "blobs_after": 1000 if known else None,
+        "blobs_deleted": 200 if known else None, "manifests_deleted": 12 if known else None,
+        "window_seconds": 42.5 if known else None, "gc_seconds": 30.25 if known else None,
+        "duration_seconds": 61.0,
+    }
+
+
+def run_document(run_id: str, started_at: str, *results: dict) -> dict:
+    known = [r["reclaimed_bytes"] for r in results if r["reclaimed_bytes"] is not None]
+    return {
+        "run_id": run_id, "command": "run", "dry_run": False,
+        "started_at": started_at, "finished_at": started_at.replace(":00Z", ":59Z"),
+        "exit_code": 0 if all(r["status"] == "ok" for r in results) else 1,
+        "instances": list(results),
+        "totals": {"reclaimed_bytes": sum(known),
+                   "instances_ok": sum(r["status"] == "ok" for r in results),
+                   "instances_failed": sum(r["status"] == "failed" for r in results)},
+    }
+
+
+RUN_1 = run_document("20261128T020000Z-aaaa", "2026-11-28T02:00:00Z",
+                     instance_result("gitlab-prod", 3_000_000_000),
+                     instance_result("registry-ha", None, status="failed"))
+RUN_2 = run_document("20261129T020000Z-bbbb", "2026-11-29T02:00:00Z",
+                     instance_result("gitlab-prod", 1_500_000_000))
+
+
+def test_recorded_runs_load_back_equal_oldest_first(tmp_path):
+    state_dir = tmp_path / "state"  # created on first record
+    record_run(state_dir, RUN_2)
+    record_run(state_dir, RUN_1)
+
+    assert load_runs(state_dir) == [RUN_1, RUN_2]
+    assert (state_dir / "history.sqlite3").is_file()
+
+
+def test_figures_are_real_columns(tmp_path):
+    record_run(tmp_path, RUN_1)
+    record_run(tmp_path, RUN_2)
+
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        total, unknown = db.execute(
+            "SELECT SUM(reclaimed_bytes), COUNT(*) - COUNT(reclaimed_bytes) FROM instance_results"
+        ).fetchone()
+    assert (total, unknown) == (4_500_000_000, 1)
+
+
+def test_recording_a_run_again_replaces_it(tmp_path):
+    record_run(tmp_path, RUN_1)
+    corrected = {**RUN_1, "exit_code": 3, "instances": RUN_1["instances"][:1]}
+    record_run(tmp_path, corrected)
+
+    assert load_runs(tmp_path) == [corrected]
+
+
+def test_unknown_fields_survive_a_round_trip(tmp_path):
+    future = {**RUN_2, "operator": "alice",
+              "instances": [{**RUN_2["instances"][0], "new_figure": 7}]}
+    record_run(tmp_path, future)
+
+    assert load_runs(tmp_path) == [future]
+
+
+def test_missing_history_is_empty(tmp_path):
+    assert load_runs(tmp_path / "nowhere") == []
+
+
+def test_since_and_until_select_by_start_time(tmp_path):
+    record_run(tmp_path, RUN_1)
+    record_run(tmp_path, RUN_2)
+    boundary = datetime(2026, 11, 29, 2, 0, 0, tzinfo=timezone.utc)
+
+    assert load_runs(tmp_path, since=boundary) == [RUN_2]          # since is inclusive
+    assert load_runs(tmp_path, until=boundary) == [RUN_1]          # until is exclusive
+    assert load_runs(tmp_path, since=datetime(2026, 11, 28, 3)) == [RUN_2]  # naive = UTC
+    assert load_runs(tmp_path, since=datetime(2026, 12, 1, tzinfo=timezone.utc)) == []
+
+
+def test_instance_filter_keeps_only_that_instance(tmp_path):
+    record_run(tmp_path, RUN_1)
+    record_run(tmp_path, RUN_2)
+
+    runs = load_runs(tmp_path, instance="registry-ha")
+
+    assert [run["run_id"] for run in runs] == [RUN_1["run_id"]]
+    assert [r["name"] for r in runs[0]["instances"]] == ["registry-ha"]
+    assert runs[0]["totals"] == {"reclaimed_bytes": 0, "instances_ok": 0, "instances_failed": 1}
+    assert [run["run_id"] for run in load_runs(tmp_path, instance="gitlab-prod")] == [
+        RUN_1["run_id"], RUN_2["run_id"]]
+    assert load_runs(tmp_path, instance="unknown") == []
+
+
+def test_schema_version_is_set(tmp_path):
+    record_run(tmp_path, RUN_1)
+
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == 1
+
+
+def test_newer_schema_is_refused(tmp_path):
+    record_run(tmp_path, RUN_1)
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        db.execute("PRAGMA user_version = 99")
+
+    with pytest.raises(HistoryError, match="schema version 99 is newer"):
+        load_runs(tmp_path)
+    with pytest.raises(HistoryError, match="upgrade gcops"):
+        record_run(tmp_path, RUN_2)
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    (tmp_path / "history.sqlite3").write_bytes(b"this is not sqlite" * 100)
+
+    with pytest.raises(HistoryError, match="history.sqlite3") as caught:
+        load_runs(tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_appended_migration_upgrades_an_existing_database(tmp_path, monkeypatch):
+    record_run(tmp_path, RUN_1)  # a version 1 database
+
+    def v2_add_operator(db):
+        db.execute("ALTER TABLE runs ADD COLUMN operator TEXT")
+        db.execute("UPDATE runs SET operator = 'unknown'")
+
+    monkeypatch.setattr(history, "MIGRATIONS", [*history.MIGRATIONS, v2_add_operator])
+
+    assert load_runs(tmp_path) == [RUN_1]  # reading upgrades
+    record_run(tmp_path, RUN_2)
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("SELECT operator FROM runs ORDER BY run_id").fetchall() == [
+            ("unknown",), (None,)]
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch):
+    record_run(tmp_path, RUN_1)
+
+    def v2_broken(db):
+        db.execute("ALTER TABLE runs ADD COLUMN operator TEXT")
+        raise RuntimeError("bug in migration")
+
+    monkeypatch.setattr(history, "MIGRATIONS", [*history.MIGRATIONS, v2_broken])
+    with pytest.raises(RuntimeError):
+        load_runs(tmp_path)
+    monkeypatch.undo()
+
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+    assert "operator" not in columns
+    assert load_runs(tmp_path) == [RUN_1]
