@@ -233,7 +233,7 @@ class SSHHost:
                                  f"{exc.key.get_fingerprint().hex()}), refusing; check {s.known_hosts}") from exc
         except paramiko.SSHException as exc:
             if "known_hosts" in str(exc):
-                raise HostKeyRefused(f"{address}: host key not in {s.known_hosts} (host_key_policy = \"strict\"); "
+                raise HostKeyRefused(f"{address}: host key not in known_hosts file {s.known_hosts} (host_key_policy = \"strict\"); "
                                      "add it with ssh-keyscan after checking its fingerprint") from exc
             raise HostError(f"{address}: SSH failed: {exc}") from exc
         except (socket.timeout, TimeoutError) as exc:

@@ -1,0 +1,67 @@
+"""Fixtures for gcops' own integration tests: a registry host with real garbage."""
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.harness import images
+
+LAYER = 64 * 1024
+
+
+@dataclass
+class Garbage:
+    kept: list[images.Image]       # tags that must still pull after GC
+    deleted: list[images.Image]    # images whose tags were deleted
+
+
+def make_garbage(host, tmp_path: Path, *, kept: int = 2, deleted: int = 2, repo: str = "team/app",
+                 seed: int = 0) -> Garbage:
+    """Push kept+deleted images (sharing one base layer) and delete the tags of `deleted` of them."""
+    pushed = []
+    for i in range(kept + deleted):
+        layout = images.build_layout(tmp_path / f"oci-{repo.replace('/', '_')}-{i}", f"t{i}", seed=seed * 100 + i,
+                                     layer_size=LAYER)
+        pushed.append(images.push(host, layout, f"t{i}", repo))
+    for img in pushed[kept:]:
+        images.delete_tag(host, repo, img.tag)
+    return Garbage(kept=pushed[:kept], deleted=pushed[kept:])
+
+
+def all_pull(host, imgs) -> bool:
+    return all(images.pulls(host, img.repo, img.tag) for img in imgs)
+
+
+class ConnectionCounter:
+    """A TCP listener that only counts who connects (proves no host was contacted)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def connection_counter():
+    counter = ConnectionCounter()
+    yield counter
+    counter.close()
