@@ -258,6 +258,7 @@ def storage_check_script(storage_root: str, measure: str) -> str:
     return f"""R={q(storage_root)}
 [ -d "$R" ] || {{ echo "storage_missing"; exit 10; }}
 [ -e "$R/docker/registry/lockfiles/database-in-use" ] && {{ echo "database_in_use"; exit 11; }}
+[ -d "$R/docker/registry/v2/repositories" ] && echo "repositories=yes" || echo "repositories=no"
 {measure}
 """
 

@@ -78,7 +78,9 @@ class InstanceCycle:
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
         self.gc_summary: GCSummary | None = None
+        self.gc_started = False
         self.window_opened = 0.0
+        self.notes: list[str] = []       # what leaving the window found (read-only lost, not restored)
 
     # -- the cycle ---------------------------------------------------------------------------
     def execute(self) -> InstanceResult:
@@ -90,7 +92,12 @@ class InstanceCycle:
             self.result.storage_bytes_before = before.storage_bytes
             self.result.fs_used_bytes_before = before.fs_used_bytes
             self.result.blobs_before = before.blobs
-            self._window()
+            if self.nodes[0].facts.empty_storage:
+                self._step("nothing_to_do", host=self.nodes[0].address, reason="no repositories in the storage")
+                self.result.window_seconds = 0.0
+                self.result.blobs_deleted = self.result.manifests_deleted = 0
+            else:
+                self._window()
             after = self._measure("measure_after")
             self.result.storage_bytes_after = after.storage_bytes
             self.result.fs_used_bytes_after = after.fs_used_bytes
@@ -98,6 +105,8 @@ class InstanceCycle:
             self.result.reclaimed_bytes = before.storage_bytes - after.storage_bytes
             if self.result.status == SKIPPED:
                 self.result.status = OK
+            if self.notes:
+                self.result.error = "; ".join(self.notes)
         except preflight.LockHeld as exc:
             self._finish_error(SKIPPED, f"locked: {exc}", lock_held=True)
         except preflight.Refused as exc:
@@ -122,8 +131,7 @@ class InstanceCycle:
     def _finish_error(self, status: str, error: str, *, lock_held: bool = False, interrupted: bool = False):
         if self.result.status != NOT_RESTORED:
             self.result.status = status
-        if self.result.error is None:
-            self.result.error = error
+        self.result.error = "; ".join([error] + [n for n in self.notes if n != error])
         self.result.lock_held = self.result.lock_held or lock_held
         self.result.interrupted = self.result.interrupted or interrupted
         self.log.warning("instance_failed", status=self.result.status, error=self.result.error)
@@ -198,10 +206,8 @@ class InstanceCycle:
             self._gc(self.nodes[0])
         finally:
             self._leave_all()
-        if self.result.status == NOT_RESTORED:
-            raise _WindowFailed(self.result.error or "not restored")
-        if self.result.error:
-            raise _WindowFailed(self.result.error)
+        if self.notes:
+            raise _WindowFailed(self.notes.pop(0))
 
     def _enter(self, node: Node) -> None:
         plan, facts = node.plan, node.facts
@@ -245,9 +251,12 @@ class InstanceCycle:
         deadline = self.window_opened + self.options.max_window
         parser = GCOutputParser()
         t0 = time.monotonic()
+        self.gc_started = True   # until the script says its checks refused to start the GC
         try:
             code, tail = node.host.stream(hostside.gc_script(node.plan, verify=True), parser.feed,
                                           deadline=deadline, cancel=self.cancel)
+            self.gc_started = code not in (hostside.EXIT_NOT_READ_ONLY, hostside.EXIT_NOT_ANSWERING,
+                                           hostside.EXIT_STILL_ANSWERING)
         except CommandTimeout as exc:
             raise _WindowFailed(f"GC ran past max_window ({self.options.max_window:g}s); stopped and restored") from exc
         finally:
@@ -303,14 +312,15 @@ class InstanceCycle:
         node.window_end = _float(kv.get("window_end"))
         journal.remove_intent(self.state_dir, self.instance.name, node.address)
         lost = node.plan.mode == "readonly" and kv.get("probe_after_gc") not in (None, "405", "401")
-        if lost and not node.plan.already_read_only and self.result.error is None:
-            self.result.error = (f"{node.address}: read-only was LOST during GC (write probe answered "
-                                 f"{kv.get('probe_after_gc')}): was `gitlab-ctl reconfigure` run? Check the registry")
+        if lost and self.gc_started:
+            self.notes.append(f"{node.address}: read-only was LOST during GC (write probe answered "
+                              f"{kv.get('probe_after_gc')}): was `gitlab-ctl reconfigure` run? Check the "
+                              "registry and its storage")
         self.log.info("restored", host=node.address, probe_after=kv.get("probe_after"))
 
     def _not_restored(self, node: Node, error: str) -> None:
         self.result.status = NOT_RESTORED
-        self.result.error = f"{node.address}: NOT RESTORED: {error}"
+        self.notes.append(f"{node.address}: NOT RESTORED: {error}")
         self.log.error("not_restored", host=node.address, error=error)
 
 

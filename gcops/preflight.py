@@ -56,6 +56,11 @@ class NodeFacts:
         return lock is not None and now > lock[1] + STALE_LOCK_SECONDS
 
     @property
+    def empty_storage(self) -> bool:
+        """No repository yet: nothing to collect (2.8's GC would even fail on the missing path)."""
+        return hostside.parse_kv(self.storage_output).get("repositories") == "no"
+
+    @property
     def leftover(self) -> str | None:
         return self.kv.get("marker")
 

@@ -65,3 +65,32 @@ def connection_counter():
     counter = ConnectionCounter()
     yield counter
     counter.close()
+
+
+def slow_registry(tmp_path: Path, delay: float) -> Path:
+    """TEST FIXTURE: the real registry binary, started `delay` seconds late (a long GC)."""
+    path = tmp_path / f"slow-registry-{delay:g}"
+    path.write_text(f"#!/bin/sh\nsleep {delay:g}\nexec /usr/bin/docker-registry \"$@\"\n")
+    path.chmod(0o755)
+    return path
+
+
+def wait_for(cond, timeout: float, what: str, interval: float = 0.05):
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def write_probe(host):
+    """What a client pushing a manifest gets: 405 read-only, 400 writable (invalid body), None when down."""
+    try:
+        return host.http("PUT", "/v2/probe/app/manifests/x", body=b"{}", timeout=5,
+                         headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})[0]
+    except OSError:
+        return None

@@ -1,0 +1,250 @@
+"""Never leave a registry changed: real faults against real processes (issue 3)."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.harness import images
+from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, spawn_gcops, write_config
+from tests.integration.conftest import all_pull, make_garbage, slow_registry, wait_for, write_probe
+
+
+def config_for(tmp_path, host, *, state="state", vars=None, max_window="5m", name="reg", extra=""):
+    return write_config(tmp_path / f"gcops-{state}.toml",
+                        [instance_block(name, host, vars=vars, extra=f'max_window = "{max_window}"\n{extra}')],
+                        state_dir=tmp_path / state, client_key=host.client_key, known_hosts=host.known_hosts)
+
+
+def gc_running(host):
+    return (host.config_file.parent / ".gcops" / "gc.pid").exists()
+
+
+def test_sigkill_during_window_host_restores_itself(host_factory, tmp_path):
+    h = host_factory("kill9")
+    garbage = make_garbage(h, tmp_path)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10s")
+    proc = spawn_gcops("--config", str(config), "run")
+    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    assert write_probe(h) == 405
+    entered = time.monotonic()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # nobody acts: the watchdog on the host restores within max_window + 30 s
+    wait_for(lambda: write_probe(h) == 400 and h.config_file.read_bytes() == original, 10 + 30,
+             "the host to restore itself")
+    assert time.monotonic() - entered <= 40
+    wait_for(lambda: not (h.config_file.parent / ".gcops" / "lock").exists(), 5, "the watchdog to unlock")
+    assert "restored" in (h.config_file.parent / ".gcops" / "watchdog.log").read_text()
+    assert all_pull(h, garbage.kept)
+    # the next run succeeds (real registry binary this time)
+    proc = run_gcops("--config", str(config_for(tmp_path, h, state="state2")), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json_doc(proc)["instances"][0]["blobs_deleted"] > 0
+    assert h.config_file.read_bytes() == original
+
+
+def test_sigterm_during_window_restores_and_exits_130(host_factory, tmp_path):
+    h = host_factory("term")
+    garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))})
+    proc = spawn_gcops("--config", str(config), "run", "--json")
+    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 10
+    doc = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": proc.returncode})())
+    assert doc["exit_code"] == 130 and doc["instances"][0]["status"] == "failed"
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert not (h.config_file.parent / ".gcops" / "lock").exists()
+    assert all_pull(h, garbage.kept)
+
+
+def test_max_window_shorter_than_gc(host_factory, tmp_path):
+    h = host_factory("window")
+    garbage = make_garbage(h, tmp_path)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 60))}, max_window="3s")
+    refused_at = []
+    proc = spawn_gcops("--config", str(config), "run", "--json")
+    while proc.poll() is None:
+        if write_probe(h) == 405:
+            refused_at.append(time.monotonic())
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    assert proc.returncode == 1, err
+    inst = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": 1})())["instances"][0]
+    assert inst["status"] == "failed" and "max_window" in inst["error"]
+    assert refused_at and refused_at[-1] - refused_at[0] <= 3 + 4
+    assert inst["window_seconds"] <= 3 + 4
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert all_pull(h, garbage.kept)
+    # the GC process of the run was stopped (zombies awaiting their reaper do not count)
+    live = h.sh("for p in $(pgrep -f 'slow-registr[y]'); do "
+                "[ \"$(sed 's/.*) //' /proc/$p/stat | cut -c1)\" = Z ] || echo $p; done").stdout.strip()
+    assert not live
+
+
+def test_two_concurrent_runs_one_waits_75(host_factory, tmp_path):
+    h = host_factory("twice")
+    make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    slow = {"registry": str(slow_registry(tmp_path, 4))}
+    first = spawn_gcops("--config", str(config_for(tmp_path, h, state="a", vars=slow)), "run", "--json")
+    wait_for(lambda: gc_running(h) or first.poll() is not None, 30, "first run's GC")
+    second = run_gcops("--config", str(config_for(tmp_path, h, state="b", vars=slow)), "run", "--json")
+    out, err = first.communicate(timeout=120)
+    assert second.returncode == 75, second.stderr
+    assert "lock" in json_doc(second)["instances"][0]["error"]
+    assert first.returncode == 0, err
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+
+
+@pytest.mark.parametrize("case", ["enabled-true", "enabled-prefer", "lockfile"])
+def test_metadata_database_is_refused_untouched(case, host_factory, tmp_path):
+    extra = {"enabled-true": "database:\n  enabled: true\n", "enabled-prefer": "database:\n  enabled: prefer\n",
+             "lockfile": ""}[case]
+    h = host_factory("db", extra_config=extra)
+    make_garbage(h, tmp_path, kept=1, deleted=1)
+    if case == "lockfile":
+        lock = h.storage_dir / "docker/registry/lockfiles/database-in-use"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_text("")
+    original, du = h.config_file.read_bytes(), images.storage_du(h)
+    blobs = images.blob_digests_on_disk(h)
+    proc = run_gcops("--config", str(config_for(tmp_path, h)), "run", "--json")
+    assert proc.returncode == 1
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "skipped" and "database" in inst["error"]
+    assert h.config_file.read_bytes() == original
+    assert images.storage_du(h) == du and images.blob_digests_on_disk(h) == blobs
+    assert not (h.config_file.parent / ".gcops").exists()
+
+
+def test_already_read_only_stays_read_only(host_factory, tmp_path):
+    h = host_factory("ro")
+    garbage = make_garbage(h, tmp_path)
+    text = h.config_file.read_text()
+    h.config_file.write_text(text.replace("storage:\n", "storage:\n  maintenance:\n    readonly:\n"
+                                                        "      enabled: true  # set by the admin\n", 1))
+    h.ssh("systemctl restart docker-registry")
+    assert write_probe(h) == 405
+    original, pid = h.config_file.read_bytes(), h.registry_pid()
+    proc = run_gcops("--config", str(config_for(tmp_path, h)), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["blobs_deleted"] > 0 and inst["reclaimed_bytes"] > 0
+    assert h.config_file.read_bytes() == original
+    assert write_probe(h) == 405
+    assert h.registry_pid() == pid          # nothing to change, so no restart
+    assert inst["window_seconds"] == 0
+    assert all_pull(h, garbage.kept)
+
+
+def test_empty_registry_has_nothing_to_do(host_factory, tmp_path):
+    h = host_factory("empty")
+    original, pid = h.config_file.read_bytes(), h.registry_pid()
+    proc = run_gcops("--config", str(config_for(tmp_path, h)), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "ok" and inst["reclaimed_bytes"] == 0 and inst["window_seconds"] == 0
+    assert h.config_file.read_bytes() == original and h.registry_pid() == pid
+
+
+def test_shell_metacharacters_never_execute(host_factory, tmp_path):
+    h = host_factory("inject")
+    garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
+    canary = tmp_path / "pwned"
+    payloads = [f"$(touch {canary})", f"`touch {canary}`", f"'; touch {canary}; echo \"; touch {canary}; '\n"]
+    original = h.config_file.read_bytes()
+    for i, payload in enumerate(payloads):
+        for var in ("config", "registry", "registry_url", "storage_root", "service"):
+            base = {"config": "/etc/docker/registry/config.yml", "registry_url": "http://127.0.0.1:5000",
+                    "registry": "/usr/bin/docker-registry", "storage_root": "/var/lib/docker-registry",
+                    "service": "docker-registry"}[var]
+            config = config_for(tmp_path, h, state=f"s{i}{var}", vars={var: base + payload})
+            commands = [["run", "--json"], ["plan", "--json"]] + ([["run", "--dry-run"], ["check"]] if i == 0 else [])
+            for args in commands:
+                proc = run_gcops("--config", str(config), *args)
+                assert proc.returncode in (0, 1), (var, payload, args, proc.stderr[-2000:])
+                assert not canary.exists(), (var, payload, args)
+                if args == ["run", "--json"] and var == "service":
+                    # the restart really ran, with the payload as one argument: the registry kept its
+                    # writable config running, so gcops refused to GC and restored
+                    assert "did not refuse writes" in json_doc(proc)["instances"][0]["error"]
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert all_pull(h, garbage.kept)
+
+
+def test_recover_after_kill_restores_before_the_watchdog(host_factory, tmp_path):
+    h = host_factory("recover")
+    garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10m")
+    proc = spawn_gcops("--config", str(config), "run")
+    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert write_probe(h) == 405
+    rec = run_gcops("--config", str(config), "recover", "--json")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert json_doc(rec)["instances"][0]["nodes"][0]["action"] == "restored from host record"
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert all_pull(h, garbage.kept)
+    assert not list((tmp_path / "state" / "journal").rglob("*.json"))
+    again = run_gcops("--config", str(config), "recover", "--json")
+    assert again.returncode == 0 and json_doc(again)["instances"][0]["nodes"][0]["action"] == "none"
+
+
+def test_recover_from_local_journal_when_host_record_is_gone(host_factory, tmp_path):
+    h = host_factory("journal")
+    make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10m")
+    proc = spawn_gcops("--config", str(config), "run")
+    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert h.config_file.read_bytes() != original, proc.stderr.read()
+    h.sh(f"pkill -f 'slow-registr[y]'; rm -rf {h.config_path.rsplit('/', 1)[0]}/.gcops")  # the host lost its record
+    rec = run_gcops("--config", str(config), "recover", "--json")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert json_doc(rec)["instances"][0]["nodes"][0]["action"] == "restored from local journal"
+    assert h.config_file.read_bytes() == original
+    wait_for(lambda: write_probe(h) == 400, 15, "writes accepted")
+
+
+def test_gc_failure_restores(host_factory, tmp_path):
+    h = host_factory("gcfail")
+    make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    broken = tmp_path / "broken-registry"
+    broken.write_text("#!/bin/sh\necho 'failed to garbage collect: injected test failure' >&2\nexit 1\n")  # TEST FIXTURE
+    broken.chmod(0o755)
+    proc = run_gcops("--config", str(config_for(tmp_path, h, vars={"registry": str(broken)})), "run", "--json")
+    assert proc.returncode == 1
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "failed" and "injected test failure" in inst["error"]
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+
+
+def test_dropped_ssh_connection_during_gc_is_restored(host_factory, tmp_path):
+    h = host_factory("drop")
+    garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))})
+    proc = spawn_gcops("--config", str(config), "run", "--json")
+    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    h.sh(f"pkill -KILL -P {h.sshd_pid()}")   # kill the sessions: the connection drops, the listener stays
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    inst = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": 1})())["instances"][0]
+    assert inst["status"] == "failed" and "connection" in inst["error"].lower()
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert all_pull(h, garbage.kept)
