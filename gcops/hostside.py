@@ -209,16 +209,23 @@ def extend_deadline_script(plan: NodePlan) -> str:
             "> \"$D/deadline\"")
 
 
+def _window_checks(plan: NodePlan) -> str:
+    if plan.mode == "stop":
+        return f'answering && {{ echo "gcops: registry still answers; not running GC"; exit {EXIT_STILL_ANSWERING}; }}\n'
+    return (f'code=$(write_probe); echo "gcops: write probe before GC: $code"\n'
+            f'case "$code" in 405) ;; 401) echo "gcops: write probe needs credentials" ;; '
+            f'*) echo "gcops: registry is NOT read-only (write probe $code); not running GC"; exit {EXIT_NOT_READ_ONLY} ;; esac\n'
+            f'answering || {{ echo "gcops: registry does not answer reads"; exit {EXIT_NOT_ANSWERING}; }}\n')
+
+
+def window_check_script(plan: NodePlan) -> str:
+    """Exit 0 only while the window holds: writes refused (405) and reads answered, or the registry down."""
+    return _header(plan) + _window_checks(plan)
+
+
 def gc_script(plan: NodePlan, verify: bool) -> str:
     """Verify the window holds (405 or registry down), then exec the GC with its pid recorded."""
-    checks = ""
-    if verify and plan.mode == "stop":
-        checks = f'answering && {{ echo "gcops: registry still answers; not running GC"; exit {EXIT_STILL_ANSWERING}; }}\n'
-    elif verify:
-        checks = (f'code=$(write_probe); echo "gcops: write probe before GC: $code"\n'
-                  f'case "$code" in 405) ;; 401) echo "gcops: write probe needs credentials" ;; '
-                  f'*) echo "gcops: registry is NOT read-only (write probe $code); not running GC"; exit {EXIT_NOT_READ_ONLY} ;; esac\n'
-                  f'answering || {{ echo "gcops: registry does not answer reads"; exit {EXIT_NOT_ANSWERING}; }}\n')
+    checks = _window_checks(plan) if verify else ""
     return _header(plan) + checks + f'echo $$ > "$D/gc.pid"\nexec {plan.gc} 2>&1\n'
 
 

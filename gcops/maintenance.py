@@ -26,6 +26,7 @@ from gcops.playbooks import render
 from gcops.registry import storage
 from gcops.registry.config_file import RegistryConfigError, with_read_only
 from gcops.registry.gc_output import GCOutputParser, GCSummary
+from gcops.registry.untagged import UntaggedScan
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 RECONNECT_ATTEMPTS = 3
@@ -81,6 +82,9 @@ class InstanceCycle:
         self.gc_started = False
         self.window_opened = 0.0
         self.notes: list[str] = []       # what leaving the window found (read-only lost, not restored)
+        self.untagged: UntaggedScan | None = None
+        self.doomed: dict[str, set[str]] = {}
+        self.untagged_deleted = 0
 
     # -- the cycle ---------------------------------------------------------------------------
     def execute(self) -> InstanceResult:
@@ -92,6 +96,8 @@ class InstanceCycle:
             self.result.storage_bytes_before = before.storage_bytes
             self.result.fs_used_bytes_before = before.fs_used_bytes
             self.result.blobs_before = before.blobs
+            if self.options.delete_untagged and not self.nodes[0].facts.empty_storage:
+                self._find_untagged()
             if self.nodes[0].facts.empty_storage:
                 self._step("nothing_to_do", host=self.nodes[0].address, reason="no repositories in the storage")
                 self.result.window_seconds = 0.0
@@ -203,11 +209,34 @@ class InstanceCycle:
                 if self.cancel.is_set():
                     raise Cancelled("interrupted before the window")
                 self._enter(node)
+            if self.doomed:
+                self._delete_untagged(self.nodes[0])
             self._gc(self.nodes[0])
         finally:
             self._leave_all()
         if self.notes:
             raise _WindowFailed(self.notes.pop(0))
+
+    def _find_untagged(self) -> None:
+        """Before the window (writes still accepted): candidates from the storage itself."""
+        node = self.nodes[0]
+        self._step("find_untagged", host=node.address)
+        self.untagged = UntaggedScan(node.host, node.facts.storage_root)
+        self.doomed = self.untagged.find()
+        self.log.info("untagged_found", host=node.address, repositories=len(self.doomed),
+                      manifests=sum(len(d) for d in self.doomed.values()))
+
+    def _delete_untagged(self, node: Node) -> None:
+        """Inside the window: re-check against the tags of now, then remove the revision links."""
+        self._step("delete_untagged", host=node.address)
+        check = node.host.run(hostside.window_check_script(node.plan), timeout=60, check=False)
+        if check.exit_code != 0:
+            raise _WindowFailed(f"{node.address}: the window does not hold; nothing deleted "
+                                f"({_last(check)})")
+        doomed = self.untagged.recheck(self.doomed)
+        self.untagged_deleted = self.untagged.delete(doomed)
+        self.log.info("untagged_deleted", host=node.address, manifests=self.untagged_deleted,
+                      spared=sum(len(d) for d in self.doomed.values()) - sum(len(d) for d in doomed.values()))
 
     def _enter(self, node: Node) -> None:
         plan, facts = node.plan, node.facts
@@ -270,7 +299,7 @@ class InstanceCycle:
             raise _WindowFailed(f"{node.address}: GC exited {code}: {_tail(tail)}")
         summary = self.gc_summary
         self.result.blobs_deleted = summary.blobs_removed
-        self.result.manifests_deleted = summary.manifests_removed
+        self.result.manifests_deleted = summary.manifests_removed + self.untagged_deleted
         self.log.info("gc_done", host=node.address, blobs_deleted=self.result.blobs_deleted,
                       manifests_deleted=self.result.manifests_deleted, lines=summary.lines,
                       seconds=round(self.result.gc_seconds, 3))

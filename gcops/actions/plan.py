@@ -18,6 +18,7 @@ from gcops.hosts import Cancelled, HostError, connect
 from gcops.maintenance import gc_command, ssh_settings
 from gcops.registry import storage
 from gcops.registry.gc_output import GCOutputParser
+from gcops.registry.untagged import UntaggedScan
 
 
 def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
@@ -36,19 +37,33 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
         root = facts.storage_root
         out["storage_bytes"] = storage.parse_measurement(
             host.run(storage.measure_command(root), timeout=None).text).storage_bytes
+        if facts.empty_storage:
+            out.update(eligible_blobs=0, eligible_manifests=0, reclaimable_bytes=0)
+            return out
         with tempfile.TemporaryFile() as spool:
             parser = GCOutputParser(on_eligible_blob=lambda d: spool.write(d.encode("ascii") + b"\n"))
             code, tail = host.stream(gc_command(instance, dry_run=True), parser.feed, cancel=cancel)
             summary = parser.finish()
             if code != 0:
                 raise HostError(f"GC dry-run exited {code}: {' | '.join(tail[-3:])}")
+            extra, manifests, links = set(), 0, 0
+            if delete_untagged:
+                # the registry's own -m would count children of tagged indexes; gcops' safe set instead
+                scan = UntaggedScan(host, root)
+                doomed = scan.find()
+                manifests = sum(len(d) for d in doomed.values())
+                links = scan.links_bytes(doomed)
+                spool.seek(0)
+                extra = scan.freed(doomed) - {line.strip().decode("ascii").removeprefix("sha256:")
+                                               for line in spool if line.strip()}
             spool.seek(0)
-            digests = (line.strip().decode("ascii") for line in spool if line.strip())
+            digests = [line.strip().decode("ascii") for line in spool if line.strip()]
+            digests.extend(f"sha256:{d}" for d in sorted(extra))
             sized = host.run(storage.blobs_size_command(root), input=storage.blob_paths_input(digests),
-                             timeout=None).text.strip()
-        out["eligible_blobs"] = summary.blobs_eligible or 0
-        out["eligible_manifests"] = summary.manifests_eligible or 0
-        out["reclaimable_bytes"] = int(sized or 0) if out["eligible_blobs"] else 0
+                             timeout=None).text.strip() if digests else "0"
+        out["eligible_blobs"] = (summary.blobs_eligible or 0) + len(extra)
+        out["eligible_manifests"] = (summary.manifests_eligible or 0) + manifests
+        out["reclaimable_bytes"] = int(sized or 0) + links
         log.info("planned", **{k: v for k, v in out.items() if k not in ("name", "error")})
     except preflight.Refused as exc:
         out["error"] = f"refused: {exc}"
