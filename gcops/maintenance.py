@@ -73,7 +73,7 @@ class InstanceCycle:
         self.state_dir = state_dir
         self.cancel = cancel
         self.on_step = on_step or (lambda name, step: None)
-        self.log = structlog.get_logger().bind(instance=instance.name)
+        self.log = structlog.get_logger().bind(instance=instance.name, host=",".join(instance.hosts))
         self.nodes = [Node(address) for address in instance.hosts]
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                      playbook=instance.playbook.name, mode=options.mode,
@@ -209,6 +209,8 @@ class InstanceCycle:
                 if self.cancel.is_set():
                     raise Cancelled("interrupted before the window")
                 self._enter(node)
+            for node in self.nodes[1:]:
+                self._verify_window(node)   # the first node is verified by the GC script itself
             if self.doomed:
                 self._delete_untagged(self.nodes[0])
             self._gc(self.nodes[0])
@@ -226,13 +228,17 @@ class InstanceCycle:
         self.log.info("untagged_found", host=node.address, repositories=len(self.doomed),
                       manifests=sum(len(d) for d in self.doomed.values()))
 
+    def _verify_window(self, node: Node) -> None:
+        """Writes refused (or registry down) on this node, or no GC anywhere."""
+        check = node.host.run(hostside.window_check_script(node.plan), timeout=60, check=False)
+        if check.exit_code != 0:
+            raise _WindowFailed(f"{node.address}: the window does not hold, so nothing was collected "
+                                f"({_last(check)})")
+
     def _delete_untagged(self, node: Node) -> None:
         """Inside the window: re-check against the tags of now, then remove the revision links."""
         self._step("delete_untagged", host=node.address)
-        check = node.host.run(hostside.window_check_script(node.plan), timeout=60, check=False)
-        if check.exit_code != 0:
-            raise _WindowFailed(f"{node.address}: the window does not hold; nothing deleted "
-                                f"({_last(check)})")
+        self._verify_window(node)
         doomed = self.untagged.recheck(self.doomed)
         self.untagged_deleted = self.untagged.delete(doomed)
         self.log.info("untagged_deleted", host=node.address, manifests=self.untagged_deleted,

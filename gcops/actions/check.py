@@ -14,7 +14,7 @@ from gcops.maintenance import ssh_settings
 
 def check_instance(instance: Instance) -> dict:
     """{"name", "ok", "checks": [...]}; a check per fact, per node for HA instances."""
-    log = structlog.get_logger().bind(instance=instance.name)
+    log = structlog.get_logger().bind(instance=instance.name, host=",".join(instance.hosts))
     checks: list[preflight.Check] = []
     for address in instance.hosts:
         prefix = f"{address}: " if len(instance.hosts) > 1 else ""
