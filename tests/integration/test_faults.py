@@ -248,3 +248,24 @@ def test_dropped_ssh_connection_during_gc_is_restored(host_factory, tmp_path):
     assert inst["status"] == "failed" and "connection" in inst["error"].lower()
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
     assert all_pull(h, garbage.kept)
+
+
+def test_next_run_recovers_an_abandoned_change_first(host_factory, tmp_path):
+    """gcops killed and its watchdog gone too (say the host rebooted): the next run restores, then works."""
+    h = host_factory("abandoned")
+    garbage = make_garbage(h, tmp_path)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10m")
+    proc = spawn_gcops("--config", str(config), "run")
+    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    h.sh("pkill -f 'watchdog[.]sh'; pkill -f 'slow-registr[y]'; true")
+    state = h.config_file.parent / ".gcops"
+    (state / "deadline").write_text(f"{int(time.time()) - 120}\n")   # its deadline is long past
+    assert write_probe(h) == 405
+    proc = run_gcops("--config", str(config_for(tmp_path, h, state="next")), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json_doc(proc)["instances"][0]["blobs_deleted"] > 0
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert all_pull(h, garbage.kept)
