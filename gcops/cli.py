@@ -123,9 +123,7 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
     if as_json:
         _emit_json(doc)
     else:
-        from gcops.report.text import render_table
-
-        click.echo(render_table([doc]), nl=False)
+        click.echo(output.run_table(doc), nl=False)
         for inst in doc["instances"]:
             if inst["error"]:
                 click.echo(f"{inst['name']}: {inst['status']}: {inst['error']}", err=True)

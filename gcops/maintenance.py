@@ -66,13 +66,13 @@ class InstanceCycle:
     """Run the whole cycle for one instance; `execute` always returns a result, never raises."""
 
     def __init__(self, instance: Instance, options: RunOptions, run_id: str, state_dir,
-                 cancel: threading.Event, on_step: Callable[[str, str], None] | None = None):
+                 cancel: threading.Event, on_step: Callable[..., None] | None = None):
         self.instance = instance
         self.options = options
         self.run_id = run_id
         self.state_dir = state_dir
         self.cancel = cancel
-        self.on_step = on_step or (lambda name, step: None)
+        self.on_step = on_step or (lambda name, step, **fields: None)
         self.log = structlog.get_logger().bind(instance=instance.name, host=",".join(instance.hosts))
         self.nodes = [Node(address) for address in instance.hosts]
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
@@ -131,7 +131,7 @@ class InstanceCycle:
             for node in self.nodes:
                 if node.host is not None:
                     node.host.close()
-        self.on_step(self.instance.name, self.result.status)
+        self.on_step(self.instance.name, self.result.status, reclaimed_bytes=self.result.reclaimed_bytes)
         return self.result
 
     def _finish_error(self, status: str, error: str, *, lock_held: bool = False, interrupted: bool = False):
@@ -186,6 +186,7 @@ class InstanceCycle:
         t0 = time.monotonic()
         out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
         snap = storage.parse_measurement(out)
+        self.on_step(self.instance.name, step, storage_bytes=snap.storage_bytes)
         self.log.info(f"{step}_done", host=node.address, storage_bytes=snap.storage_bytes,
                       blobs=snap.blobs, fs_used_bytes=snap.fs_used_bytes, seconds=round(time.monotonic() - t0, 3))
         return snap

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -11,7 +12,9 @@ from gcops.report.rows import human_bytes
 
 def _render(table: Table) -> str:
     buf = io.StringIO()
-    Console(file=buf, width=max(100, Console().width), force_terminal=False, color_system=None).print(table)
+    # on a terminal, fit it; otherwise (pipes, files, logs) keep the natural width so nothing is cut
+    width = Console().width if sys.stdout.isatty() else 200
+    Console(file=buf, width=width, force_terminal=False, color_system=None).print(table)
     return buf.getvalue()
 
 
@@ -62,3 +65,22 @@ def dry_run_text(doc: dict) -> str:
 
 def _n(value) -> str:
     return "-" if value is None else f"{value:,}"
+
+
+def run_table(doc: dict) -> str:
+    """One row per instance with what an admin looks at first; errors are printed below by the CLI."""
+    table = Table(title=f"gcops run {doc['run_id']}")
+    for col in ("instance", "status", "before", "after", "reclaimed", "blobs deleted", "window", "duration"):
+        table.add_column(col, justify="left" if col in ("instance", "status") else "right")
+    for inst in doc["instances"]:
+        table.add_row(inst["name"], inst["status"], human_bytes(inst["storage_bytes_before"]),
+                      human_bytes(inst["storage_bytes_after"]), human_bytes(inst["reclaimed_bytes"]),
+                      _n(inst["blobs_deleted"]), _secs(inst["window_seconds"]), _secs(inst["duration_seconds"]))
+    totals = doc["totals"]
+    return _render(table) + (f"reclaimed {human_bytes(totals['reclaimed_bytes'])} ({totals['reclaimed_bytes']:,} bytes); "
+                             f"{totals['instances_ok']} ok, {totals['instances_failed']} not ok; "
+                             f"exit {doc['exit_code']}\n")
+
+
+def _secs(value) -> str:
+    return "-" if value is None else f"{value:.1f}s"

@@ -33,7 +33,7 @@ def options_for(instance: Instance, request: RunRequest) -> RunOptions:
 
 
 def run(config: Config, request: RunRequest,
-        on_step: Callable[[str, str], None] | None = None) -> dict:
+        on_step: Callable[..., None] | None = None) -> dict:
     """Work every targeted instance; give the SPEC run document (exit_code included)."""
     log = structlog.get_logger()
     instances = config.select(request.targets)
