@@ -7,6 +7,7 @@ exit 2, before any host is contacted.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -162,6 +163,8 @@ def report(ctx, since, until, instance, fmt, output_path):
                          output=output_path)
     except (ValueError, HistoryError) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"-o {output_path}: cannot write the report: {exc.strerror or exc}")
     if text:
         click.echo(text, nl=not text.endswith("\n"))
 
@@ -172,9 +175,20 @@ def schedule():
 
 
 def _gcops_command() -> list[str]:
+    """The absolute command a timer or cron runs: this gcops, as systemd would start it.
+
+    Raises ValueError when that command could not work there (gcops not installed
+    for this Python, only found through PYTHONPATH or the current directory).
+    """
     script = Path(sys.argv[0])
     if script.name == "gcops" and script.exists():
         return [str(script.resolve())]
+    probe = subprocess.run([sys.executable, "-c", "import gcops"], cwd="/", capture_output=True,
+                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, check=False)
+    if probe.returncode != 0:
+        raise ValueError(f"gcops is not installed for {sys.executable} (found only through PYTHONPATH or the "
+                         "current directory), so a timer would fail with 'No module named gcops'; install it "
+                         "(sh scripts/install.sh, or pip install .) and run the installed `gcops schedule install`")
     return [sys.executable, "-m", "gcops"]
 
 

@@ -256,36 +256,9 @@ class SSHHost:
 
     def run(self, command: str, *, input: bytes | None = None, timeout: float | None = 120,
             check: bool = True) -> Result:
-        chan = self._channel(command, combine=False)
-        deadline = None if timeout is None else time.monotonic() + timeout
         out, err = bytearray(), bytearray()
-        try:
-            if input:
-                chan.sendall(input)
-            chan.shutdown_write()
-            while True:
-                _check_wait(deadline, None, self.name, command)
-                select.select([chan], [], [], 0.5)
-                got = False
-                while chan.recv_ready():
-                    out += chan.recv(CHUNK)
-                    got = True
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(CHUNK)
-                    got = True
-                if not got and chan.exit_status_ready() and chan.eof_received:
-                    break
-                if not got and chan.closed:
-                    break
-                if not got and not self._alive():
-                    raise ConnectionLost(f"{self.name}: SSH connection lost while running {command.split()[0]}")
-            code = chan.recv_exit_status()
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise ConnectionLost(f"{self.name}: SSH connection lost: {exc}") from exc
-        finally:
-            chan.close()
-        if code == -1:
-            raise ConnectionLost(f"{self.name}: SSH connection lost (no exit status)")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        code = self._exec(command, out.extend, err.extend, input=input, deadline=deadline, cancel=None)
         result = Result(code, bytes(out), bytes(err))
         if check and code != 0:
             raise CommandFailed(self.name, command, result)
@@ -293,23 +266,33 @@ class SSHHost:
 
     def stream(self, command: str, on_line: Callable[[str], None], *, deadline: float | None = None,
                cancel: threading.Event | None = None) -> tuple[int, list[str]]:
-        chan = self._channel(command, combine=True)
         splitter = _LineSplitter(on_line)
+        code = self._exec(command, splitter.feed, None, input=None, deadline=deadline, cancel=cancel)
+        return code, splitter.finish()
+
+    def _exec(self, command: str, on_out: Callable[[bytes], None], on_err: Callable[[bytes], None] | None, *,
+              input: bytes | None, deadline: float | None, cancel: threading.Event | None) -> int:
+        """Run on a new channel, handing output chunks on as they come; stderr merged when on_err is None."""
+        chan = self._channel(command, combine=on_err is None)
         try:
+            if input:
+                chan.sendall(input)
             chan.shutdown_write()
             while True:
                 _check_wait(deadline, cancel, self.name, command)
                 select.select([chan], [], [], 0.2)
                 got = False
                 while chan.recv_ready():
-                    chunk = chan.recv(CHUNK)
-                    if not chunk:
-                        break
-                    splitter.feed(chunk)
+                    on_out(chan.recv(CHUNK))
                     got = True
-                if not got and chan.exit_status_ready() and (chan.eof_received or chan.closed):
+                while on_err is not None and chan.recv_stderr_ready():
+                    on_err(chan.recv_stderr(CHUNK))
+                    got = True
+                if got:
+                    continue
+                if chan.exit_status_ready() and (chan.eof_received or chan.closed):
                     break
-                if not got and not self._alive():
+                if not self._alive():
                     raise ConnectionLost(f"{self.name}: SSH connection lost while running {command.split()[0]}")
             code = chan.recv_exit_status()
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -318,7 +301,7 @@ class SSHHost:
             chan.close()
         if code == -1:
             raise ConnectionLost(f"{self.name}: SSH connection lost (no exit status)")
-        return code, splitter.finish()
+        return code
 
     def _alive(self) -> bool:
         transport = self._conn.client.get_transport()

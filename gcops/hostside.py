@@ -232,7 +232,7 @@ def gc_script(plan: NodePlan, verify: bool) -> str:
 def leave_script(plan: NodePlan) -> str:
     """After GC: say whether read-only survived, run restore.sh, unlock on success."""
     check = 'echo "probe_after_gc=$(write_probe)"\n' if plan.mode == "readonly" else ""
-    return _header(plan) + check + f"""
+    return _header(plan) + check + """
 /bin/sh "$D/restore.sh" gcops; rc=$?
 if [ "$rc" -eq 0 ]; then rm -rf "$D/lock"; fi
 exit "$rc"

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 import shlex
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gcops
+from gcops.textfiles import TextFileError, read_toml
 
 REQUIRED_COMMANDS = ("restart", "stop", "start", "gc")
 TOP_LEVEL_KEYS = ("name", "summary", "vars", "commands")
@@ -150,13 +150,9 @@ def describe_value(value: Any) -> str:
 def _read_toml(path: Path) -> dict[str, Any]:
     """Give the TOML document at ``path``; raise PlaybookError with one line if it cannot be read."""
     try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise PlaybookError([f"{path}: cannot read playbook: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise PlaybookError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PlaybookError([f"{path}: invalid TOML: {exc}"]) from None
+        return read_toml(path, "playbook")
+    except TextFileError as exc:
+        raise PlaybookError([str(exc)]) from None
 
 
 def _string_table(data: dict[str, Any], key: str, bad) -> dict[str, str]:

@@ -6,7 +6,7 @@ whether the instance would be refused; nothing is written anywhere.
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
+
 
 from gcops import hostside, preflight
 from gcops.actions.run import RunRequest, options_for

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from gcops.history import load_runs
+from gcops.textfiles import write_atomically
 from gcops.report.render import FORMATS, render_report
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -41,26 +40,6 @@ def parse_moment(value: str, *, option: str, end_of_day: bool = False,
     if end_of_day and _DATE_ONLY.match(text):
         moment += timedelta(days=1)
     return moment.astimezone(timezone.utc)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename: readers see the old or the new file."""
-    path = Path(path)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def report(state_dir: Path, *, since: str | None, until: str | None, instance: str | None,

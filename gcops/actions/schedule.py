@@ -12,9 +12,10 @@ import re
 import shlex
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from gcops.textfiles import write_atomically
 
 DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
 DEFAULT_CRON_FILE = Path("/etc/cron.d/gcops")
@@ -127,21 +128,7 @@ def _written_by_gcops(path: Path) -> bool:
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     if not _written_by_gcops(path):
         raise ValueError(f"{path} exists and was not written by gcops; move it away first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)  # cron ignores files others can write
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, text, mode)  # 0644: cron ignores files others can write
 
 
 def _manages_systemd(unit_dir: Path) -> bool:

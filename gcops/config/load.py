@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gcops.textfiles import TextFileError, read_toml
 from gcops.config.model import LOCAL_HOST, Config, ConfigError, Hooks, Instance, Settings
 from gcops.config.schema import (
     GCOPS, HOOKS, INSTANCE, INSTANCE_OVERRIDES, REQUIRED, SECTIONS, SSH, Invalid, Key, defaults,
@@ -55,13 +55,9 @@ class _Problems:
 def _read_toml(path: Path) -> dict[str, Any]:
     """Give the parsed document; raise ConfigError with one line if it cannot be read or parsed."""
     try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+        return read_toml(path, "config file")
+    except TextFileError as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def _unknown_key(name: str, known: Mapping[str, Any] | tuple[str, ...]) -> str:

@@ -108,7 +108,7 @@ class GCOutputParser:
     def _feed_event(self, ev: dict) -> None:
         s = self.summary
         msg = str(ev.get("msg", ""))
-        if m := _DELETING_BLOB.search(msg):
+        if _DELETING_BLOB.search(msg):
             s.blobs_deleted += 1
             return
         if _DELETING_MANIFEST.match(msg):

@@ -18,9 +18,10 @@ Semantics, per instance (``instance`` label = instance name):
   ``time() - gcops_last_success_timestamp_seconds > 2 * 86400`` alerts for a
   new instance that never worked as well.
 - The figures (reclaimed bytes, storage before/after, read-only window, GC
-  duration, blobs deleted) describe the latest run that measured them: a known
-  value replaces the previous one, an unknown one (null: the run failed before
-  measuring) keeps the previous value. Read them with last_run_success.
+  duration, blobs deleted) are one consistent set: those of the latest
+  successful run. A failed run leaves them as they were (mixing a failed run's
+  "before" with an earlier run's "after" would show bytes never reclaimed);
+  gcops_last_run_success = 0 says the last run failed.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def updated_series(previous: dict[SeriesKey, float], run: dict) -> dict[SeriesKe
         series[_key(LAST_RUN_SUCCESS, instance)] = 1.0 if ok else 0.0
         last_success = _key(LAST_SUCCESS, instance)
         series[last_success] = finished if ok else series.get(last_success, 0.0)
-        for field, metric, extra in _FIGURES:
+        for field, metric, extra in _FIGURES if ok else ():
             value = result.get(field)
             if _is_number(value):
                 series[_key(metric, {**instance, **extra})] = float(value)

@@ -94,3 +94,22 @@ def write_probe(host):
                          headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})[0]
     except OSError:
         return None
+
+
+def spawn_until_gc(host, config, *args):
+    """Start `gcops --config C args...` in the background; return once its GC runs on `host`."""
+    from tests.harness.gcops_cli import spawn_gcops
+
+    proc = spawn_gcops("--config", str(config), *args)
+    gc_pid = host.config_file.parent / ".gcops" / "gc.pid"
+    wait_for(lambda: gc_pid.exists() or proc.poll() is not None, 30, "GC to start")
+    assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+def finish(proc, timeout: float = 120):
+    """(exit code, the --json document or None, stderr) of a spawned gcops."""
+    import json
+
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, (json.loads(out) if out.strip().startswith("{") else None), err

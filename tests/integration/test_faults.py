@@ -1,7 +1,6 @@
 """Never leave a registry changed: real faults against real processes (issue 3)."""
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -9,7 +8,8 @@ import pytest
 
 from tests.harness import images
 from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, spawn_gcops, write_config
-from tests.integration.conftest import all_pull, make_garbage, slow_registry, wait_for, write_probe
+from tests.integration.conftest import (all_pull, finish, make_garbage, slow_registry, spawn_until_gc, wait_for,
+                                        write_probe)
 
 
 def config_for(tmp_path, host, *, state="state", vars=None, max_window="5m", name="reg", extra=""):
@@ -27,8 +27,7 @@ def test_sigkill_during_window_host_restores_itself(host_factory, tmp_path):
     garbage = make_garbage(h, tmp_path)
     original = h.config_file.read_bytes()
     config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10s")
-    proc = spawn_gcops("--config", str(config), "run")
-    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc = spawn_until_gc(h, config, "run")
     assert write_probe(h) == 405
     entered = time.monotonic()
     proc.send_signal(signal.SIGKILL)
@@ -52,14 +51,12 @@ def test_sigterm_during_window_restores_and_exits_130(host_factory, tmp_path):
     garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
     original = h.config_file.read_bytes()
     config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))})
-    proc = spawn_gcops("--config", str(config), "run", "--json")
-    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc = spawn_until_gc(h, config, "run", "--json")
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    code, doc, err = finish(proc, 30)
+    assert code == 130, err
     assert time.monotonic() - t0 < 10
-    doc = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": proc.returncode})())
     assert doc["exit_code"] == 130 and doc["instances"][0]["status"] == "failed"
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
     assert not (h.config_file.parent / ".gcops" / "lock").exists()
@@ -77,9 +74,9 @@ def test_max_window_shorter_than_gc(host_factory, tmp_path):
         if write_probe(h) == 405:
             refused_at.append(time.monotonic())
         time.sleep(0.02)
-    out, err = proc.communicate()
-    assert proc.returncode == 1, err
-    inst = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": 1})())["instances"][0]
+    code, doc, err = finish(proc)
+    assert code == 1, err
+    inst = doc["instances"][0]
     assert inst["status"] == "failed" and "max_window" in inst["error"]
     assert refused_at and refused_at[-1] - refused_at[0] <= 3 + 4
     assert inst["window_seconds"] <= 3 + 4
@@ -96,13 +93,12 @@ def test_two_concurrent_runs_one_waits_75(host_factory, tmp_path):
     make_garbage(h, tmp_path, kept=1, deleted=1)
     original = h.config_file.read_bytes()
     slow = {"registry": str(slow_registry(tmp_path, 4))}
-    first = spawn_gcops("--config", str(config_for(tmp_path, h, state="a", vars=slow)), "run", "--json")
-    wait_for(lambda: gc_running(h) or first.poll() is not None, 30, "first run's GC")
+    first = spawn_until_gc(h, config_for(tmp_path, h, state="a", vars=slow), "run", "--json")
     second = run_gcops("--config", str(config_for(tmp_path, h, state="b", vars=slow)), "run", "--json")
-    out, err = first.communicate(timeout=120)
+    code, _, err = finish(first)
     assert second.returncode == 75, second.stderr
     assert "lock" in json_doc(second)["instances"][0]["error"]
-    assert first.returncode == 0, err
+    assert code == 0, err
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
 
 
@@ -187,8 +183,7 @@ def test_recover_after_kill_restores_before_the_watchdog(host_factory, tmp_path)
     garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
     original = h.config_file.read_bytes()
     config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10m")
-    proc = spawn_gcops("--config", str(config), "run")
-    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc = spawn_until_gc(h, config, "run")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert write_probe(h) == 405
@@ -207,8 +202,7 @@ def test_recover_from_local_journal_when_host_record_is_gone(host_factory, tmp_p
     make_garbage(h, tmp_path, kept=1, deleted=1)
     original = h.config_file.read_bytes()
     config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10m")
-    proc = spawn_gcops("--config", str(config), "run")
-    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc = spawn_until_gc(h, config, "run")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert h.config_file.read_bytes() != original, proc.stderr.read()
@@ -239,12 +233,11 @@ def test_dropped_ssh_connection_during_gc_is_restored(host_factory, tmp_path):
     garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
     original = h.config_file.read_bytes()
     config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))})
-    proc = spawn_gcops("--config", str(config), "run", "--json")
-    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc = spawn_until_gc(h, config, "run", "--json")
     h.sh(f"pkill -KILL -P {h.sshd_pid()}")   # kill the sessions: the connection drops, the listener stays
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
-    inst = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": 1})())["instances"][0]
+    code, doc, err = finish(proc, 120)
+    assert code == 1, err
+    inst = doc["instances"][0]
     assert inst["status"] == "failed" and "connection" in inst["error"].lower()
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
     assert all_pull(h, garbage.kept)
@@ -256,8 +249,7 @@ def test_next_run_recovers_an_abandoned_change_first(host_factory, tmp_path):
     garbage = make_garbage(h, tmp_path)
     original = h.config_file.read_bytes()
     config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 120))}, max_window="10m")
-    proc = spawn_gcops("--config", str(config), "run")
-    wait_for(lambda: gc_running(h) or proc.poll() is not None, 30, "GC to start")
+    proc = spawn_until_gc(h, config, "run")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     h.sh("pkill -f 'watchdog[.]sh'; pkill -f 'slow-registr[y]'; true")

@@ -1,12 +1,11 @@
 """Fleets (parallel, failures isolated) and HA instances (several nodes, one storage) (issue 5)."""
 from __future__ import annotations
 
-import threading
 import time
 
 from tests.harness import images
-from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, spawn_gcops, write_config
-from tests.integration.conftest import all_pull, make_garbage, slow_registry, wait_for, write_probe
+from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, write_config
+from tests.integration.conftest import all_pull, finish, make_garbage, slow_registry, spawn_until_gc, write_probe
 
 
 def combined_known_hosts(tmp_path, hosts):
@@ -75,14 +74,12 @@ def test_ha_both_nodes_read_only_during_gc_and_restored(host_factory, tmp_path):
                           [instance_block("ha", [a, b], vars={"registry": str(slow_registry(tmp_path, 2))})],
                           state_dir=tmp_path / "state", client_key=a.client_key,
                           known_hosts=combined_known_hosts(tmp_path, [a, b]))
-    proc = spawn_gcops("--config", str(config), "run", "--json")
-    gc_pid = a.config_file.parent / ".gcops" / "gc.pid"
-    wait_for(lambda: gc_pid.exists() or proc.poll() is not None, 30, "GC on the first node")
+    proc = spawn_until_gc(a, config, "run", "--json")
     during = [(write_probe(a), write_probe(b)) for _ in range(5)]
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    code, doc, err = finish(proc, 120)
+    assert code == 0, err
     assert set(during) == {(405, 405)}
-    inst = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": 0})())["instances"][0]
+    inst = doc["instances"][0]
     assert inst["hosts"] == [a.address, b.address] and inst["status"] == "ok"
     assert inst["blobs_deleted"] == len(blobs - images.blob_digests_on_disk(a)) > 0
     assert inst["reclaimed_bytes"] == du - images.storage_du(a)

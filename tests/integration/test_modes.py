@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 
 from tests.harness import images
-from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, spawn_gcops, write_config
-from tests.integration.conftest import all_pull, make_garbage, slow_registry, wait_for, write_probe
+from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, write_config
+from tests.integration.conftest import all_pull, finish, make_garbage, slow_registry, spawn_until_gc, write_probe
 
 
 def config_for(tmp_path, host, *, playbook="distribution", vars=None, extra=""):
@@ -27,18 +27,16 @@ def test_stop_mode_registry_down_during_gc_and_back_after(host_factory, tmp_path
     garbage = make_garbage(h, tmp_path)
     original, du, blobs = h.config_file.read_bytes(), images.storage_du(h), images.blob_digests_on_disk(h)
     config = config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 2))})
-    proc = spawn_gcops("--config", str(config), "run", "--json", "--mode", "stop")
-    gc_pid = h.config_file.parent / ".gcops" / "gc.pid"
-    wait_for(lambda: gc_pid.exists() or proc.poll() is not None, 30, "GC to start")
-    pid = int(gc_pid.read_text())
+    proc = spawn_until_gc(h, config, "run", "--json", "--mode", "stop")
+    pid = int((h.config_file.parent / ".gcops" / "gc.pid").read_text())
     seen = []
     while proc.poll() is None and gc_alive(pid):
         seen.append(h.registry_up())
         time.sleep(0.05)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    code, doc, err = finish(proc, 60)
+    assert code == 0, err
     assert seen and not any(seen)           # down for the whole GC
-    inst = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": 0})())["instances"][0]
+    inst = doc["instances"][0]
     assert inst["mode"] == "stop" and inst["status"] == "ok"
     real_drop = du - images.storage_du(h)
     assert abs(inst["reclaimed_bytes"] - real_drop) <= 0.01 * real_drop
@@ -85,13 +83,11 @@ def test_lost_read_only_during_gc_fails_loudly(host_factory, tmp_path):
     make_garbage(h, tmp_path, kept=1, deleted=1)
     original = h.config_file.read_bytes()
     config = config_for(tmp_path, h, playbook="omnibus", vars={"registry": str(slow_registry(tmp_path, 3))})
-    proc = spawn_gcops("--config", str(config), "run", "--json")
-    gc_pid = h.config_file.parent / ".gcops" / "gc.pid"
-    wait_for(lambda: gc_pid.exists() or proc.poll() is not None, 30, "GC to start")
+    proc = spawn_until_gc(h, config, "run", "--json")
     h.config_file.write_bytes(original)              # "reconfigure" renders the config from gitlab.rb ...
     h.sh("gitlab-ctl restart registry")              # ... and restarts the registry: writes accepted again
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err
-    inst = json_doc(type("P", (), {"stdout": out, "stderr": err, "returncode": 1})())["instances"][0]
+    code, doc, err = finish(proc, 60)
+    assert code == 1, err
+    inst = doc["instances"][0]
     assert inst["status"] == "failed" and "read-only was LOST" in inst["error"]
     assert h.config_file.read_bytes() == original and write_probe(h) == 400

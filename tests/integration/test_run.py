@@ -6,8 +6,8 @@ import threading
 import time
 
 from tests.harness import images
-from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, spawn_gcops, write_config
-from tests.integration.conftest import all_pull, make_garbage
+from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, write_config
+from tests.integration.conftest import all_pull, finish, make_garbage, slow_registry, spawn_until_gc
 
 
 def config_for(tmp_path, host, name="reg", **kw):
@@ -84,23 +84,16 @@ def test_run_over_ssh_reclaims_and_restores(host_factory, tmp_path):
 def test_push_during_gc_is_refused_with_405(host_factory, tmp_path):
     h = host_factory("slowgc")
     make_garbage(h, tmp_path, kept=1, deleted=1)
-    slow = tmp_path / "slow-registry"
-    # TEST FIXTURE: the real registry binary, started 3 s late, so a client can try to push during GC
-    slow.write_text("#!/bin/sh\nsleep 3\nexec /usr/bin/docker-registry \"$@\"\n")
-    slow.chmod(0o755)
-    proc = spawn_gcops("--config", str(config_for(tmp_path, h, vars={"registry": str(slow)})), "run", "--json")
-    gc_pid = h.config_file.parent / ".gcops" / "gc.pid"
-    deadline = time.monotonic() + 30
-    while not gc_pid.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    assert gc_pid.exists(), proc.communicate()
+    # the real registry binary started 3 s late, so a client can try to push during GC
+    proc = spawn_until_gc(h, config_for(tmp_path, h, vars={"registry": str(slow_registry(tmp_path, 3))}),
+                          "run", "--json")
     layout = images.build_layout(tmp_path / "during", "d", seed=7, layer_size=4096)
     push = images._skopeo(h, ["copy", "--dest-tls-verify=false", f"oci:{layout}:d",
                               "docker://127.0.0.1:5000/team/during:d"], timeout=30)
     assert push.returncode != 0 and b"405" in push.stderr + push.stdout, push.stderr
     assert h.http("POST", "/v2/team/during/blobs/uploads/")[0] == 405
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    code, _, err = finish(proc)
+    assert code == 0, err
     assert images.push(h, layout, "d", "team/during")  # accepted after the run
 
 

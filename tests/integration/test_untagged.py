@@ -1,11 +1,9 @@
 """plan, and the safe --delete-untagged, on real registries with a multi-arch index (issue 4)."""
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 
-import pytest
 
 from tests.harness import images
 from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, write_config

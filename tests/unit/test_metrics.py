@@ -78,8 +78,17 @@ def test_a_failed_run_keeps_the_earlier_success_timestamp(tmp_path):
     assert value(path, "gcops_last_run_success", "x") == 0
     assert value(path, "gcops_last_run_timestamp_seconds", "x") == SECOND_FINISHED
     assert value(path, "gcops_last_success_timestamp_seconds", "x") == FIRST_FINISHED
-    # figures the failed run did not measure keep their last measured value
+    # the figures stay those of the last successful run
     assert value(path, "gcops_reclaimed_bytes", "x") == 123_456_789
+
+
+def test_a_failed_run_does_not_mix_its_figures_into_the_last_successful_set(tmp_path):
+    path = tmp_path / "gcops.prom"
+    write_metrics(path, run("2026-11-29T02:03:12Z", result("x")))
+    failed = {**result("x", status="failed", reclaimed=None), "storage_bytes_before": 7, "window_seconds": 99.0}
+    write_metrics(path, run("2026-11-30T02:03:12Z", failed))
+    assert value(path, "gcops_storage_bytes", "x", when="before") == 1_000_000_000
+    assert value(path, "gcops_readonly_window_seconds", "x") == 12.5
 
 
 def test_an_instance_that_never_succeeded_has_last_success_zero(tmp_path):
