@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.gcops_cli import (
-    REPO, gcops_argv, gcops_env, instance_block, json_doc, run_gcops, toml_str, write_config,
+    gcops_argv, gcops_env, instance_block, json_doc, run_gcops, toml_str, write_config,
 )
 from tests.integration.conftest import make_garbage, write_probe
 
