@@ -6,6 +6,8 @@ it is not possible only warm figures are given). The order alternates per repeti
 """
 from __future__ import annotations
 
+import os
+import shlex
 import statistics
 import sys
 import time
@@ -21,7 +23,7 @@ DROP = Path("/proc/sys/vm/drop_caches")
 
 
 def baseline_command(root: str) -> str:
-    return f"cd {root} && du -sB1 . | cut -f1 && find . -name data | wc -l"
+    return f"cd {shlex.quote(root)} && du -sB1 . | cut -f1 && find . -name data | wc -l"
 
 
 def can_drop_caches() -> bool:
@@ -34,7 +36,6 @@ def can_drop_caches() -> bool:
 
 
 def _drop() -> None:
-    import os
     os.sync()
     with open(DROP, "w") as fh:
         fh.write("3\n")
@@ -68,5 +69,5 @@ def compare(host, root: str, reps: int = 5) -> dict:
     snap = parse_measurement(res.pop("out_gcops"))
     du_bytes, du_blobs = (int(x) for x in res.pop("out_du").split())
     res.update(gcops_bytes=snap.storage_bytes, gcops_blobs=snap.blobs, du_bytes=du_bytes, du_blobs=du_blobs,
-               entries=int(host.sh(f"find {root} | wc -l").stdout.decode().strip()))
+               entries=int(host.sh(f"find {shlex.quote(root)} | wc -l").stdout.decode().strip()))
     return res

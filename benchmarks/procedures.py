@@ -6,7 +6,6 @@ is this machine's clock) so window.py can put them on one timeline with the clie
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -54,23 +53,49 @@ echo "gc_lines=$(wc -l < {log})"
 
 
 def run_manual(host) -> dict:
+    """The script inside the host (nsenter, as host.sh does), with the same RSS sampling as gcops gets
+    (so both runs carry the same measuring load; the manual figure includes the GC itself)."""
     before = host.config_file.read_bytes()
     t0 = time.time()
-    p = host.sh(manual_script(host), timeout=1800, check=False)
+    proc = subprocess.Popen(host.nsenter_argv() + ["sh", "-c", manual_script(host)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=host.env(), cwd="/")
+    rss = RSSMonitor(proc.pid)
+    out, err = proc.communicate(timeout=1800)
     wall = time.time() - t0
-    kv = dict(line.split("=", 1) for line in p.stdout.decode().splitlines() if "=" in line)
-    if p.returncode != 0:
-        raise RuntimeError(f"manual procedure on {host.name} exited {p.returncode}: {p.stderr.decode()[-2000:]}")
+    rss.finish()
+    kv = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+    if proc.returncode != 0:
+        raise RuntimeError(f"manual procedure on {host.name} exited {proc.returncode}: {err.decode()[-2000:]}")
     if host.config_file.read_bytes() != before:
         raise RuntimeError(f"manual procedure on {host.name} did not put the config back")
     return {"wall": wall, "t0": t0, "t1": t0 + wall, "gc_lines": int(kv.get("gc_lines", "0")),
             "marks": {k: float(v) for k, v in kv.items() if k.startswith("t_")}}
 
 
-class RSSMonitor:
-    """Peak RSS of a process plus its children, sampled every `interval` s with psutil."""
+# ru_maxrss of a process counts the memory of the process that exec'd it (the kernel keeps the
+# high-water mark of the mm it replaces; with vfork that is the parent's). Started straight from this
+# benchmark, gcops would report the benchmark's own ~70 MiB. So gcops is started by this small launcher,
+# which reports the kernel's peak for its child (max of the launcher's ~10 MiB and gcops').
+LAUNCHER = """import os, sys
+out, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+with open(out, "w") as fh:
+    fh.write(f"{ru.ru_maxrss} {ru.ru_utime} {ru.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status) & 255)
+"""
 
-    def __init__(self, pid: int, interval: float = 0.02):
+
+class RSSMonitor:
+    """Peak of the summed RSS of a process's descendants (not the process itself: the launcher or
+    nsenter), sampled every `interval` s with psutil."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
         self.pid, self.interval, self.peak, self.samples = pid, interval, 0, 0
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -82,8 +107,8 @@ class RSSMonitor:
         except psutil.Error:
             return
         while not self.stop_event.is_set():
+            total = 0
             try:
-                total = proc.memory_info().rss
                 for child in proc.children(recursive=True):
                     try:
                         total += child.memory_info().rss
@@ -109,29 +134,25 @@ def gcops_config(host, workdir: Path) -> Path:
 def run_gcops(host, workdir: Path, *, timeout: float = 1800) -> dict:
     """`gcops --log-format json -v run --json` as a process on the control side (this machine).
 
-    Peak memory two ways: the kernel's high-water mark of the gcops process (wait4 ru_maxrss; it
-    runs SSH in-process, so it has no children unless a hook is set) and psutil's sampled peak of
-    the process tree's summed RSS."""
+    Peak memory two ways: the kernel's high-water mark of the gcops process (wait4 ru_maxrss, taken
+    by LAUNCHER; gcops runs SSH in-process, so it has no children unless a hook is set) and psutil's
+    sampled peak of the process tree's summed RSS. Also its CPU time (user + system)."""
     config = gcops_config(host, workdir)
     argv = gcops_argv("--config", str(config), "--log-format", "json", "-v", "run", "--json")
-    out_path, err_path = workdir / "gcops.stdout", workdir / "gcops.stderr"
+    out_path, err_path, ru_path = workdir / "gcops.stdout", workdir / "gcops.stderr", workdir / "gcops.rusage"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.time()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=gcops_env(),
-                                cwd=str(REPO))
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(ru_path), *argv], stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, env=gcops_env(), cwd=str(REPO))
         rss = RSSMonitor(proc.pid)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"gcops on {host.name} ran past {timeout}s")
-            time.sleep(0.01)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise RuntimeError(f"gcops on {host.name} ran past {timeout}s") from None
         wall = time.time() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     peak_sampled = rss.finish()
+    maxrss_kib, utime, stime = ru_path.read_text().split()
     stdout, stderr = out_path.read_text(), err_path.read_text()
     try:
         doc = json.loads(stdout)
@@ -142,7 +163,8 @@ def run_gcops(host, workdir: Path, *, timeout: float = 1800) -> dict:
     if proc.returncode != 0 or inst["status"] != "ok":
         raise RuntimeError(f"gcops on {host.name} exited {proc.returncode}: {inst.get('error')}\n{stderr[-3000:]}")
     return {"wall": wall, "t0": t0, "t1": t0 + wall, "doc": doc, "instance": inst,
-            "maxrss": usage.ru_maxrss * 1024, "rss_sampled_peak": peak_sampled, "rss_samples": rss.samples,
+            "maxrss": int(maxrss_kib) * 1024, "rss_sampled_peak": peak_sampled, "rss_samples": rss.samples,
+            "cpu_seconds": float(utime) + float(stime),
             "events": _events(stderr)}
 
 

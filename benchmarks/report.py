@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 
 MIB = 1024 * 1024
 WINDOW_GOAL, WINDOW_AIM = 1.15, 1.05
@@ -46,25 +47,46 @@ def timeline(rec: dict) -> dict:
 
 
 def gcops_steps(rec: dict) -> list[tuple[str, float]]:
-    """gcops' own log events turned into durations, plus the GC process as /proc saw it."""
+    """gcops' own log events, the client's first/last 405 and the GC process (/proc) as durations."""
     ev = {}
     for e in rec["events"]:
         ev.setdefault(e.get("event"), e)
     gcs = [p for p in rec["procs"] if p[0] == "garbage-collect"]
     t = {k: ev[k]["t"] for k in ("enter_read_only", "entered", "gc", "gc_done", "restore", "restored") if k in ev}
-    t.update(start=rec["t0"], end=rec["t1"])
+    t.update(start=rec["t0"], end=rec["t1"], W0=rec["write"]["start"], first405=rec["write"]["first_405"],
+             last405=rec["write"]["last_405"], W1=rec["write"]["end"])
     if gcs:
         t.update(gc_proc0=gcs[0][2], gc_proc1=gcs[-1][3])
-    order = [("start", "enter_read_only", "start -> enter (connect, preflight, measure before)"),
-             ("enter_read_only", "entered", "enter script (lock, intent, watchdog, config, restart, wait)"),
-             ("entered", "gc", "entered -> gc step"),
-             ("gc", "gc_proc0", "gc step -> GC process seen (channel, probes)"),
-             ("gc_proc0", "gc_proc1", "GC process"),
-             ("gc_proc1", "gc_done", "GC process gone -> gc_done logged"),
-             ("gc_done", "restore", "gc_done -> restore step"),
-             ("restore", "restored", "leave script (probe, restore.sh: config, restart, wait, probe)"),
-             ("restored", "end", "restored -> exit (measure after, record)")]
-    return [(label, t[b] - t[a]) for a, b, label in order if a in t and b in t]
+    order = [("start", "enter_read_only", "start -> enter step (connect, preflight, measure before)"),
+             ("enter_read_only", "W0", "enter step -> writes refused (lock, intent, watchdog, config)"),
+             ("W0", "first405", "writes refused -> first 405 (restart)"),
+             ("first405", "entered", "first 405 -> `entered` logged (wait_up, ready, SSH return)"),
+             ("entered", "gc_proc0", "`entered` -> GC process seen (new channel, 2 curl probes)"),
+             ("gc_proc0", "gc_proc1", "GC process (output streamed over SSH)"),
+             ("gc_proc1", "gc_done", "GC process gone -> `gc_done` logged (output backlog)"),
+             ("gc_done", "last405", "`gc_done` -> last 405 (new channel, probe, restore.sh, stop)"),
+             ("last405", "W1", "last 405 -> writes accepted (restart)"),
+             ("W1", "restored", "writes accepted -> `restored` logged (wait_up, probe, SSH return)"),
+             ("restored", "end", "`restored` -> exit (measure after, record)")]
+    return [(label, t[b] - t[a]) for a, b, label in order if t.get(a) is not None and t.get(b) is not None]
+
+
+def metrics(rec: dict) -> dict:
+    """One run's figures, flat, so that rounds can be reduced to medians."""
+    w, r = rec["write"], rec["read"]
+    m = {"window": w["window"], "span_405": w["span_405"], "down": w["down_seconds"],
+         "read_failed": r["failed_seconds"], "read_failed_probes": r["failed_probes"], "read_probes": r["probes"],
+         "max_latency": r["max_latency"], "wall": rec["wall"]}
+    m.update({"seg:" + k: v for k, v in timeline(rec).items()})
+    if "instance" in rec:
+        m.update(own_window=rec["instance"]["window_seconds"], cpu=rec["cpu_seconds"])
+        m.update({"step:" + k: v for k, v in gcops_steps(rec)})
+    return m
+
+
+def _med(ms: list[dict], key: str):
+    vals = [m[key] for m in ms if m.get(key) is not None]
+    return statistics.median(vals) if vals else None
 
 
 def _f(x, unit="s", nd=3):
@@ -75,6 +97,58 @@ def _ratio(a, b):
     return None if not a or b is None else b / a
 
 
+def _pair(label: str, pair: dict, run: dict, missed: list[str]) -> None:
+    p = print
+    man, gc = [metrics(x) for x in pair["manual"]], [metrics(x) for x in pair["gcops"]]
+    p(f"\n--- read-only window, garbage {label}: median of {len(man)} rounds (client polls every "
+      f"{run['interval'] * 1000:.0f} ms; order per round: {', '.join(pair['order'])}) ---")
+    p(f"{'':48s}{'manual':>11s}{'gcops':>11s}{'gcops/manual':>14s}")
+
+    def row(name, key, unit="s", ratio=True):
+        a, b = _med(man, key), _med(gc, key)
+        r = _ratio(a, b) if ratio else None
+        p(f"{name:48s}{_f(a, unit):>11s}{_f(b, unit):>11s}{(f'{r:.3f}' if r is not None else ''):>14s}")
+    row("write-refused window (client)", "window")
+    row("  of which 405 span (first..last 405)", "span_405")
+    row("  of which no connection (restarts)", "down")
+    row("read failures: total time", "read_failed", ratio=False)
+    p(f"{'read failures: probes failed / probes':48s}{_med(man, 'read_failed_probes'):>6.0f}/{_med(man, 'read_probes'):<4.0f}"
+      f"{_med(gc, 'read_failed_probes'):>6.0f}/{_med(gc, 'read_probes'):<4.0f}")
+    row("slowest read (latency)", "max_latency", ratio=False)
+    row("gcops' own window_seconds", "own_window", ratio=False)
+    row("wall time of the whole procedure", "wall")
+    row("gcops process CPU time (user+sys)", "cpu", ratio=False)
+    p(f"  per round: window manual {[round(m['window'], 3) for m in man]}  gcops {[round(m['window'], 3) for m in gc]}"
+      f"  ratio {[round(g['window'] / m['window'], 3) for m, g in zip(man, gc)]}")
+    p(f"  per round: read failures manual {[round(m['read_failed'], 3) for m in man]}  "
+      f"gcops {[round(m['read_failed'], 3) for m in gc]}")
+    p("  where the client-visible window goes (medians):")
+    for key in [k for k in man[0] if k.startswith("seg:")]:
+        a, b = _med(man, key), _med(gc, key)
+        d = None if a is None or b is None else b - a
+        p(f"    {key[4:]:44s}{_f(a):>11s}{_f(b):>11s}{('+' if d and d > 0 else '') + _f(d) if d is not None else '':>14s}")
+    p(f"  outcomes, last round: writes manual {pair['manual'][-1]['write']['outcomes']}  "
+      f"gcops {pair['gcops'][-1]['write']['outcomes']}")
+    p(f"                        reads  manual {pair['manual'][-1]['read']['outcomes']}  "
+      f"gcops {pair['gcops'][-1]['read']['outcomes']}")
+    p("  gcops steps (its JSON log, the client's view, /proc; medians):")
+    for key in [k for k in gc[0] if k.startswith("step:")]:
+        p(f"    {key[5:]:68s}{_med(gc, key):8.3f}s")
+    ratio = _ratio(_med(man, "window"), _med(gc, "window"))
+    extra = _med(gc, "read_failed") - _med(man, "read_failed")
+    verdict = "ok" if ratio is not None and ratio <= WINDOW_GOAL else "GOAL MISSED"
+    aim = " (aim 1.05 reached)" if ratio is not None and ratio <= WINDOW_AIM else ""
+    p(f"  window ratio gcops/manual = {_f(ratio, '')} (goal <= {WINDOW_GOAL}){aim}: {verdict}")
+    if verdict != "ok":
+        missed.append(f"window ratio {label} {_f(ratio, '')} > {WINDOW_GOAL}")
+    worst = max(g["read_failed"] for g in gc) - min(m["read_failed"] for m in man)
+    verdict = "ok" if extra <= READ_GOAL_EXTRA and worst <= READ_GOAL_EXTRA else "GOAL MISSED"
+    p(f"  read-failure time gcops - manual = {extra:+.3f}s median, {worst:+.3f}s worst round against best "
+      f"(goal <= +{READ_GOAL_EXTRA}s): {verdict}")
+    if verdict != "ok":
+        missed.append(f"read failures {label} {extra:+.3f}s (worst {worst:+.3f}s) > +{READ_GOAL_EXTRA}s")
+
+
 def print_report(run: dict) -> list[str]:
     """Print everything; return the list of missed goals."""
     missed: list[str] = []
@@ -83,73 +157,39 @@ def print_report(run: dict) -> list[str]:
     p("command: " + run["command"])
     for line in machine():
         p("machine: " + line)
+    p(f"registries and hosts in {run['storage']}")
     for label, b in run["built"].items():
         p(f"registry {label}: {b['repos']} repositories, {b['blobs']} blobs ({b['blob_bytes'] / MIB:.1f} MiB), "
           f"garbage {b['garbage_blobs']} blobs ({100 * b['garbage_blobs'] / b['blobs']:.0f}%, "
           f"{b['garbage_bytes'] / MIB:.1f} MiB), tags kept {b['tags_kept']} / deleted {b['tags_deleted']}; "
-          f"built in {b['seconds']:.1f}s, twin copied in {b['copy_seconds']:.1f}s")
+          f"built in {b['seconds']:.1f}s, each copy (cp -a) {b['copy_seconds']:.1f}s")
     p("checks: " + "; ".join(run["checks"]))
     for label, pair in run["pairs"].items():
-        man, gc = pair["manual"], pair["gcops"]
-        p(f"\n--- read-only window, garbage {label} (client polls every {run['interval'] * 1000:.0f} ms; "
-          f"order: {' then '.join(pair['order'])}) ---")
-        p(f"{'':46s}{'manual':>12s}{'gcops':>12s}{'gcops/manual':>14s}")
-
-        def row(name, a, b, unit="s", ratio=True):
-            r = _ratio(a, b) if ratio else None
-            p(f"{name:46s}{_f(a, unit):>12s}{_f(b, unit):>12s}{(f'{r:.3f}' if r is not None else ''):>14s}")
-        row("write-refused window (client)", man["write"]["window"], gc["write"]["window"])
-        row("  of which 405 span (first..last 405)", man["write"]["span_405"], gc["write"]["span_405"])
-        row("  of which no connection (restarts)", man["write"]["down_seconds"], gc["write"]["down_seconds"])
-        row("read failures: total time", man["read"]["failed_seconds"], gc["read"]["failed_seconds"], ratio=False)
-        p(f"{'read failures: probes failed / probes':46s}{man['read']['failed_probes']:>7d}/{man['read']['probes']:<4d}"
-          f"{gc['read']['failed_probes']:>7d}/{gc['read']['probes']:<4d}")
-        row("slowest read (latency)", man["read"]["max_latency"], gc["read"]["max_latency"], ratio=False)
-        row("gcops' own window_seconds", None, gc["instance"]["window_seconds"], ratio=False)
-        row("wall time of the whole procedure", man["wall"], gc["wall"])
-        p("  where the client-visible window goes:")
-        tm, tg = timeline(man), timeline(gc)
-        for k in tm:
-            d = None if tm[k] is None or tg[k] is None else tg[k] - tm[k]
-            p(f"    {k:42s}{_f(tm[k]):>12s}{_f(tg[k]):>12s}{('+' if d and d > 0 else '') + _f(d) if d is not None else '':>14s}")
-        p(f"  write outcomes  manual {man['write']['outcomes']}  gcops {gc['write']['outcomes']}")
-        p(f"  read outcomes   manual {man['read']['outcomes']}  gcops {gc['read']['outcomes']}")
-        p(f"  read failure periods (start epoch, seconds, probes): manual {man['read']['periods']}  "
-          f"gcops {gc['read']['periods']}")
-        p("  gcops steps (its JSON log + /proc):")
-        for name, secs in gcops_steps(gc):
-            p(f"    {name:66s}{secs:8.3f}s")
-        ratio = _ratio(man["write"]["window"], gc["write"]["window"])
-        extra = gc["read"]["failed_seconds"] - man["read"]["failed_seconds"]
-        verdict = "ok" if ratio is not None and ratio <= WINDOW_GOAL else "GOAL MISSED"
-        aim = " (aim 1.05 reached)" if ratio is not None and ratio <= WINDOW_AIM else ""
-        p(f"  window ratio gcops/manual = {_f(ratio, '')} (goal <= {WINDOW_GOAL}){aim}: {verdict}")
-        if verdict != "ok":
-            missed.append(f"window ratio {label} {_f(ratio, '')} > {WINDOW_GOAL}")
-        verdict = "ok" if extra <= READ_GOAL_EXTRA else "GOAL MISSED"
-        p(f"  read-failure time gcops - manual = {extra:+.3f}s (goal <= +{READ_GOAL_EXTRA}s): {verdict}")
-        if verdict != "ok":
-            missed.append(f"read failures {label} {extra:+.3f}s > +{READ_GOAL_EXTRA}s")
+        _pair(label, pair, run, missed)
     mem = run["memory"]
-    p("\n--- gcops peak memory (control side, gcops process incl. children) ---")
-    for label, m in mem.items():
-        p(f"garbage {label:3s}: ru_maxrss {m['maxrss'] / MIB:7.1f} MiB | sampled peak RSS (psutil, {m['rss_samples']} samples) "
-          f"{m['rss_sampled_peak'] / MIB:7.1f} MiB | GC output lines {m['gc_lines']} | blobs deleted {m['blobs_deleted']}")
+    p("\n--- gcops peak memory (control side, gcops process incl. children; highest of the rounds) ---")
+    peak = {}
+    for label, rounds in mem.items():
+        peak[label] = max(x["maxrss"] for x in rounds)
+        sampled = max(x["rss_sampled_peak"] for x in rounds)
+        p(f"garbage {label:3s}: ru_maxrss {peak[label] / MIB:6.1f} MiB (rounds {[round(x['maxrss'] / MIB, 1) for x in rounds]}) | "
+          f"sampled peak RSS {sampled / MIB:6.1f} MiB | GC output lines {rounds[0]['gc_lines']} | "
+          f"blobs deleted {rounds[0]['blobs_deleted']}")
     labels = list(mem)
     if len(labels) == 2:
-        a, b = mem[labels[0]], mem[labels[1]]
-        r = b["maxrss"] / a["maxrss"]
-        rs = b["rss_sampled_peak"] / a["rss_sampled_peak"] if a["rss_sampled_peak"] else float("nan")
-        p(f"ratio {labels[1]}/{labels[0]}: ru_maxrss {r:.3f}, sampled {rs:.3f} (GC output lines x"
-          f"{b['gc_lines'] / max(1, a['gc_lines']):.2f}, garbage x{b['blobs_deleted'] / max(1, a['blobs_deleted']):.2f})")
-        ok = r <= RSS_RATIO_GOAL and max(a["maxrss"], b["maxrss"]) < RSS_LIMIT
+        a, b = mem[labels[0]][0], mem[labels[1]][0]
+        r = peak[labels[1]] / peak[labels[0]]
+        p(f"ratio {labels[1]}/{labels[0]}: {r:.3f} (GC output lines x{b['gc_lines'] / max(1, a['gc_lines']):.2f}, "
+          f"garbage x{b['blobs_deleted'] / max(1, a['blobs_deleted']):.2f})")
+        ok = r <= RSS_RATIO_GOAL and max(peak.values()) < RSS_LIMIT
         p(f"  goal: ratio <= {RSS_RATIO_GOAL} and < {RSS_LIMIT // MIB} MiB: {'ok' if ok else 'GOAL MISSED'}")
         if not ok:
-            missed.append(f"memory ratio {r:.3f} / peak {max(a['maxrss'], b['maxrss']) / MIB:.1f} MiB")
+            missed.append(f"memory ratio {r:.3f} / peak {max(peak.values()) / MIB:.1f} MiB")
     m = run["measure"]
-    p(f"\n--- storage measurement time ({m['entries']} entries in the tree, median of {m['reps']}) ---")
+    p(f"\n--- storage measurement time ({m['entries']} entries in the tree, median of {m['reps']}, {m['where']}) ---")
+    agree = (m["gcops_bytes"], m["gcops_blobs"]) == (m["du_bytes"], m["du_blobs"])
     p(f"gcops measure_command: {m['gcops_bytes']} bytes, {m['gcops_blobs']} blobs | du -sB1 + find: "
-      f"{m['du_bytes']} bytes, {m['du_blobs']} blobs | {'agree' if (m['gcops_bytes'], m['gcops_blobs']) == (m['du_bytes'], m['du_blobs']) else 'DIFFER'}")
+      f"{m['du_bytes']} bytes, {m['du_blobs']} blobs | {'agree' if agree else 'DIFFER'}")
     for phase in ("cold", "warm"):
         if phase in m:
             g, d = m[phase]["gcops"], m[phase]["du"]

@@ -3,10 +3,11 @@
     sudo .venv/bin/python benchmarks/window.py            # or: python3 benchmarks/window.py
     python3 benchmarks/window.py --repos 200 --reps 3     # a quicker, smaller run
 
-Builds two registries (garbage G, and 4x G with the same live images), each with an identical
-twin, starts four test hosts (tests/harness: network + mount namespaces, real sshd, real
-docker-registry 2.8.2), then on each pair runs the manual procedure on twin A and `gcops run`
-over SSH on twin B while a client inside the host polls the registry. See benchmarks/README.md.
+Builds two registries (garbage G, and 4x G with the same live images), starts four test hosts
+(tests/harness: network + mount namespaces, real sshd, real docker-registry 2.8.2), a pair per
+registry, then, --rounds times, resets both twins to a fresh copy and runs the manual procedure
+on twin A and `gcops run` over SSH on twin B while a client inside the host polls the registry.
+Then times gcops' storage measurement against du + find. See benchmarks/README.md.
 Exit status: 0 when the benchmark ran (goals missed or not), 1 when it broke.
 """
 from __future__ import annotations
@@ -47,12 +48,18 @@ def blob_count(root: Path) -> int:
     return sum(len(os.listdir(d)) for d in (root / V2 / "blobs" / "sha256").iterdir())
 
 
-def build_pair(base: Path, name: str, **kw) -> tuple[BuiltRegistry, float]:
-    """Build <name>-a, then copy it to <name>-b with cp -a; returns (what was built, copy seconds)."""
-    built = build(base / f"{name}-a", **kw)
+def reset_tree(src: Path, host) -> float:
+    """Make host's storage an exact copy of src (cp -a), restart its registry; return copy seconds.
+
+    Every run starts from such a copy: twins A and B are made the same way (a freshly written tree
+    and its copy do not GC at the same speed), and each round starts from the same garbage."""
+    dest = host.storage_dir / "docker"
+    shutil.rmtree(dest, ignore_errors=True)
     t0 = time.monotonic()
-    subprocess.run(["cp", "-a", str(base / f"{name}-a"), str(base / f"{name}-b")], check=True)
-    return built, time.monotonic() - t0
+    subprocess.run(["cp", "-a", str(src / "docker"), str(dest)], check=True)
+    seconds = time.monotonic() - t0
+    host.sh("systemctl restart docker-registry")
+    return seconds
 
 
 def verify(host, built: BuiltRegistry, checks: list[str]) -> None:
@@ -89,6 +96,7 @@ def verify(host, built: BuiltRegistry, checks: list[str]) -> None:
 
 def observed(host, probe_tag: tuple[str, str], fn, interval: float) -> dict:
     """Run fn() while a client polls the host's registry and /proc is watched."""
+    os.sync()   # no writeback of earlier trees competing with this run
     probe = ClientProbe(str(netns.NETNS_DIR / host.netns), *probe_tag, interval=interval).start()
     watch = ProcWatch(host._net_ino, interval=interval).start()
     try:
@@ -108,7 +116,22 @@ def after_checks(host, built: BuiltRegistry, who: str, checks: list[str]) -> Non
     assert left == want, f"{host.name} ({who}): {left} blobs left, expected {want}"
     assert images.pulls(host, built.kept[0][0], built.kept[0][1]), host.last_pull_error
     assert not (host.storage_dir / V2 / "repositories" / "bench-probe").exists(), "write probe stored something"
-    checks.append(f"{host.name} after {who}: {left} blobs left as expected, kept tag pulls")
+    if not any(c.startswith(f"{host.name} after {who}") for c in checks):
+        checks.append(f"{host.name} after {who}: {left} blobs left as expected, kept tag pulls (every round)")
+
+
+def _fstype(path: Path) -> str:
+    """The type of the filesystem holding path (longest matching mount point in /proc/mounts)."""
+    best, kind = "", "?"
+    for line in open("/proc/mounts"):
+        _, mnt, fstype = line.split()[:3]
+        if (str(path) == mnt or str(path).startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+            best, kind = mnt, fstype
+    return kind
+
+
+def _on_tmpfs(path: Path) -> bool:
+    return _fstype(path) in ("tmpfs", "ramfs")
 
 
 def main() -> int:
@@ -116,8 +139,14 @@ def main() -> int:
     ap.add_argument("--repos", type=int, default=1000, help="repositories per registry (default 1000)")
     ap.add_argument("--factor", type=int, default=4, help="garbage multiplier of the second pair (default 4)")
     ap.add_argument("--interval", type=float, default=0.01, help="client poll interval, seconds (default 0.01)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of each procedure on each pair, from a fresh copy each time, order alternating (default 3)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of the measurement timing (default 5)")
-    ap.add_argument("--workdir", default="/var/tmp", help="where the temporary trees go (default /var/tmp)")
+    ap.add_argument("--workdir", default="/dev/shm",
+                    help="where the registries and hosts go (default /dev/shm, a tmpfs: steady figures; "
+                         "on a disk the GC time varies by +-30%% run to run)")
+    ap.add_argument("--measure-dir", default="/var/tmp",
+                    help="a disk directory: the storage measurement is timed on a copy there (default /var/tmp)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("benchmark needs root (network and mount namespaces)", file=sys.stderr)
@@ -125,53 +154,68 @@ def main() -> int:
     started = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="gcops-bench-", dir=args.workdir))
     started_hosts: list = []
+    cleanup: list[Path] = [base]
     run: dict = {"command": " ".join([sys.executable] + sys.argv), "interval": args.interval, "checks": [],
+                 "rounds": args.rounds,
+                 "storage": f"{base} ({_fstype(base)})",
                  "built": {}, "pairs": {}, "memory": {}}
     broken = False
     try:
         harness.cleanup_stale()
         key = harness.make_client_key(base / "client-key")
         pairs = {"G": dict(deleted=1), f"{args.factor}G": dict(deleted=args.factor)}
-        builds = {}
+        builds, host = {}, {}
         for i, (label, kw) in enumerate(pairs.items()):
-            log(f"building registry {label} ({args.repos} repositories) and its twin")
-            built, copy_s = build_pair(base, label.lower(), repos=args.repos, kept=3, seed=i, **kw)
-            builds[label] = built
-            run["built"][label] = {**asdict(built), "copy_seconds": copy_s}
-        host = {}
-        for label in pairs:
+            log(f"building registry {label} ({args.repos} repositories)")
+            builds[label] = build(base / f"{label.lower()}-src", repos=args.repos, kept=3, seed=i, **kw)
+            run["built"][label] = asdict(builds[label])
             for side in ("a", "b"):
                 name = f"{label.lower()}{side}"
+                (base / name).mkdir()
                 log(f"starting test host {name}")
-                h = harness.start_host(name, storage_dir=base / f"{label.lower()}-{side}",
-                                       base_dir=base / "hosts", client_key=key)
+                h = harness.start_host(name, storage_dir=base / name, base_dir=base / "hosts", client_key=key)
                 started_hosts.append(h)
                 host[(label, side)] = h
         log("checking the built registry with the real registry")
+        run["built"]["G"]["copy_seconds"] = reset_tree(base / "g-src", host[("G", "a")])
         verify(host[("G", "a")], builds["G"], run["checks"])
-        for i, label in enumerate(pairs):
-            built = builds[label]
-            probe_tag = tuple(built.kept[-1][:2])
-            order = ["manual", "gcops"] if i % 2 == 0 else ["gcops", "manual"]
-            pair = {"order": order}
-            for who in order:
-                h = host[(label, "a" if who == "manual" else "b")]
-                log(f"{label}: {who} on {h.name}")
-                fn = (lambda h=h: run_manual(h)) if who == "manual" else \
-                     (lambda h=h, label=label: run_gcops(h, base / f"gcops-{label}"))
-                pair[who] = observed(h, probe_tag, fn, args.interval)
-                after_checks(h, built, who, run["checks"])
-            g = pair["gcops"]
-            run["memory"][label] = {"maxrss": g["maxrss"], "rss_sampled_peak": g["rss_sampled_peak"],
-                                    "rss_samples": g["rss_samples"], "blobs_deleted": g["instance"]["blobs_deleted"],
-                                    "gc_lines": next((e.get("lines") for e in g["events"] if e.get("event") == "gc_done"), 0)}
-            if g["instance"]["blobs_deleted"] != built.garbage_blobs:
-                run["checks"].append(f"WARNING gcops reported {g['instance']['blobs_deleted']} blobs deleted, "
-                                     f"{built.garbage_blobs} were garbage")
-            run["pairs"][label] = pair
+        for label in pairs:
+            run["pairs"][label] = {"order": [], "manual": [], "gcops": []}
+            run["memory"][label] = []
+        for r in range(args.rounds):
+            for i, label in enumerate(pairs):
+                built, pair = builds[label], run["pairs"][label]
+                order = ["manual", "gcops"] if (i + r) % 2 == 0 else ["gcops", "manual"]
+                pair["order"].append("/".join(order))
+                for who in order:
+                    h = host[(label, "a" if who == "manual" else "b")]
+                    copy_s = reset_tree(base / f"{label.lower()}-src", h)
+                    run["built"][label].setdefault("copy_seconds", copy_s)
+                    log(f"round {r + 1}/{args.rounds} {label}: {who} on {h.name}")
+                    fn = (lambda h=h: run_manual(h)) if who == "manual" else \
+                         (lambda h=h, label=label, r=r: run_gcops(h, base / f"gcops-{label}-{r}"))
+                    rec = observed(h, tuple(built.kept[-1][:2]), fn, args.interval)
+                    after_checks(h, built, who, run["checks"])
+                    pair[who].append(rec)
+                g = pair["gcops"][-1]
+                run["memory"][label].append({
+                    "maxrss": g["maxrss"], "rss_sampled_peak": g["rss_sampled_peak"], "rss_samples": g["rss_samples"],
+                    "blobs_deleted": g["instance"]["blobs_deleted"],
+                    "gc_lines": next((e.get("lines") for e in g["events"] if e.get("event") == "gc_done"), 0)})
+                if g["instance"]["blobs_deleted"] != built.garbage_blobs:
+                    run["checks"].append(f"WARNING gcops reported {g['instance']['blobs_deleted']} blobs deleted, "
+                                         f"{built.garbage_blobs} were garbage")
         last = list(pairs)[-1]
-        log(f"timing the storage measurement on {host[(last, 'b')].name}")
-        run["measure"] = compare(host[(last, "b")], host[(last, "b")].storage_path, reps=args.reps)
+        h = host[(last, "b")]
+        tree = h.storage_dir
+        if _on_tmpfs(tree):    # cold cache means nothing on tmpfs: time it on a disk copy of the same tree
+            disk = Path(tempfile.mkdtemp(prefix="gcops-bench-", dir=args.measure_dir))
+            cleanup.append(disk)
+            subprocess.run(["cp", "-a", str(tree), str(disk / "tree")], check=True)
+            tree = disk / "tree"
+        log(f"timing the storage measurement on {tree} ({_fstype(tree)}), inside host {h.name}")
+        run["measure"] = compare(h, str(tree), reps=args.reps)
+        run["measure"]["where"] = f"{tree} ({_fstype(tree)})"
     except Exception:
         broken = True
         traceback.print_exc()
@@ -182,7 +226,8 @@ def main() -> int:
             except Exception as exc:  # close every host even if one fails
                 broken = True
                 print(f"closing {h.name} failed: {exc}", file=sys.stderr)
-        shutil.rmtree(base, ignore_errors=True)
+        for d in cleanup:
+            shutil.rmtree(d, ignore_errors=True)
     if broken:
         print("BENCHMARK BROKEN (see the traceback above); no figures", file=sys.stderr)
         return 1

@@ -79,8 +79,8 @@ class Host(Protocol):
     def run(self, command: str, *, input: bytes | None = None, timeout: float | None = 120,
             check: bool = True) -> Result: ...
 
-    def stream(self, command: str, on_line: Callable[[str], None], *, deadline: float | None = None,
-               cancel: threading.Event | None = None) -> tuple[int, list[str]]: ...
+    def stream(self, command: str, on_line: Callable[[str], None], *, input: bytes | None = None,
+               deadline: float | None = None, cancel: threading.Event | None = None) -> tuple[int, list[str]]: ...
 
     def close(self) -> None: ...
 
@@ -144,12 +144,16 @@ class LocalHost:
             raise CommandFailed(self.name, command, result)
         return result
 
-    def stream(self, command: str, on_line: Callable[[str], None], *, deadline: float | None = None,
-               cancel: threading.Event | None = None) -> tuple[int, list[str]]:
+    def stream(self, command: str, on_line: Callable[[str], None], *, input: bytes | None = None,
+               deadline: float | None = None, cancel: threading.Event | None = None) -> tuple[int, list[str]]:
         # A session of its own: Ctrl-C on the terminal reaches gcops, which then
         # stops the GC deliberately (by pid file) and restores.
-        proc = subprocess.Popen(["/bin/sh", "-c", _wrap_sudo(command, self.sudo)], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(["/bin/sh", "-c", _wrap_sudo(command, self.sudo)],
+                                stdin=subprocess.PIPE if input else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        if input:
+            proc.stdin.write(input)
+            proc.stdin.close()
         splitter = _LineSplitter(on_line)
         fd = proc.stdout.fileno()
         try:
@@ -264,10 +268,10 @@ class SSHHost:
             raise CommandFailed(self.name, command, result)
         return result
 
-    def stream(self, command: str, on_line: Callable[[str], None], *, deadline: float | None = None,
-               cancel: threading.Event | None = None) -> tuple[int, list[str]]:
+    def stream(self, command: str, on_line: Callable[[str], None], *, input: bytes | None = None,
+               deadline: float | None = None, cancel: threading.Event | None = None) -> tuple[int, list[str]]:
         splitter = _LineSplitter(on_line)
-        code = self._exec(command, splitter.feed, None, input=None, deadline=deadline, cancel=cancel)
+        code = self._exec(command, splitter.feed, None, input=input, deadline=deadline, cancel=cancel)
         return code, splitter.finish()
 
     def _exec(self, command: str, on_out: Callable[[bytes], None], on_err: Callable[[bytes], None] | None, *,

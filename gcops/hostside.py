@@ -98,10 +98,13 @@ def restore_script(plan: NodePlan) -> str:
 WHO="${{1:-gcops}}"
 end=$(( $(date +%s) + 300 ))
 until mkdir "$D/restoring" 2>/dev/null; do
+  holder=$(cat "$D/restoring/pid" 2>/dev/null)
+  if [ -n "$holder" ] && ! alive "$holder"; then rm -rf "$D/restoring"; continue; fi
   [ "$(date +%s)" -ge "$end" ] && {{ echo "restore_busy"; exit 33; }}
   sleep 0.2
 done
-trap 'rmdir "$D/restoring" 2>/dev/null' EXIT
+echo $$ > "$D/restoring/pid"
+trap 'rm -rf "$D/restoring"' EXIT
 if [ ! -e "$D/marker" ]; then echo "already_restored=yes"; exit 0; fi
 echo "restore_by=$WHO"
 if [ -f "$D/gc.pid" ]; then
@@ -150,43 +153,44 @@ done
 """
 
 
-def enter_script(plan: NodePlan, expected_sha256: str, write_config: bool) -> str:
-    """Lock, record intent, arm the watchdog, then go read-only (or stop).
+def _enter_function(plan: NodePlan, expected_sha256: str, write_config: bool) -> str:
+    """gcops_enter: lock, record intent, arm the watchdog, then go read-only (or stop).
 
-    stdin carries the read-only config bytes when `write_config`. Prints
-    `window_start=` and `ready=` (host clock). Exit codes: 75 locked,
-    76 a leftover marker, 77 the config changed since preflight.
+    Returns 75 locked, 76 a leftover marker, 77 the config changed since
+    preflight (those three change nothing); other non-zero codes mean it may
+    have changed the host. Prints `window_start=` and `ready=` (host clock).
     """
     deadline_extra = int(plan.max_window) + GRACE_SECONDS
     if plan.mode == "stop":
-        change = f"{plan.stop} || {{ echo service_command_failed; exit 41; }}\nwait_down 60 || {{ echo still_answering; exit 42; }}"
+        change = f"{plan.stop} || {{ echo service_command_failed; return 41; }}\nwait_down 60 || {{ echo still_answering; return 42; }}"
     elif write_config:
         change = ("cat > \"$CFG.gcops-new\" && chmod --reference=\"$CFG\" \"$CFG.gcops-new\" 2>/dev/null; "
                   "chown --reference=\"$CFG\" \"$CFG.gcops-new\" 2>/dev/null; "
-                  "mv -f \"$CFG.gcops-new\" \"$CFG\" || { echo config_write_failed; exit 40; }\n"
+                  "mv -f \"$CFG.gcops-new\" \"$CFG\" || { echo config_write_failed; return 40; }\n"
                   f"{plan.restart} || echo service_command_failed=$?\n"
-                  f"wait_up {READY_TIMEOUT} || {{ echo not_answering; exit 43; }}")
+                  f"wait_up {READY_TIMEOUT} || {{ echo not_answering; return 43; }}")
     else:
         change = ":"
     marker = f"run_id={plan.run_id}\nmode={plan.mode}\nconfig_written={'yes' if write_config else 'no'}\nowner={plan.owner}\n"
-    return _header(plan) + f"""
-mkdir -p "$D" && chmod 700 "$D" || exit 20
-if ! mkdir "$D/lock" 2>/dev/null; then echo "lock_held=$(cat "$D/lock/owner" 2>/dev/null | head -n 1)"; exit {EXIT_LOCKED}; fi
+    return f"""
+gcops_enter() {{
+mkdir -p "$D" && chmod 700 "$D" || return 20
+if ! mkdir "$D/lock" 2>/dev/null; then echo "lock_held=$(cat "$D/lock/owner" 2>/dev/null | head -n 1)"; return {EXIT_LOCKED}; fi
 printf '%s\\n' "$RUN" > "$D/lock/run_id"
 printf '%s\\n' {q(plan.owner)} > "$D/lock/owner"
-if [ -e "$D/marker" ]; then echo "leftover=$(head -n 1 "$D/marker")"; rm -rf "$D/lock"; exit {EXIT_LEFTOVER}; fi
+if [ -e "$D/marker" ]; then echo "leftover=$(head -n 1 "$D/marker")"; rm -rf "$D/lock"; return {EXIT_LEFTOVER}; fi
 sum=$(sha256sum < "$CFG" | cut -d ' ' -f 1)
-[ "$sum" = {q(expected_sha256)} ] || {{ echo "config_changed=$sum"; rm -rf "$D/lock"; exit {EXIT_CONFIG_CHANGED}; }}
-cp -p "$CFG" "$D/original.tmp" && mv -f "$D/original.tmp" "$D/original" || {{ rm -rf "$D/lock"; exit 21; }}
+[ "$sum" = {q(expected_sha256)} ] || {{ echo "config_changed=$sum"; rm -rf "$D/lock"; return {EXIT_CONFIG_CHANGED}; }}
+cp -p "$CFG" "$D/original.tmp" && mv -f "$D/original.tmp" "$D/original" || {{ rm -rf "$D/lock"; return 21; }}
 cat > "$D/restore.sh" <<'GCOPS_RESTORE_EOF'
 {restore_script(plan)}
 GCOPS_RESTORE_EOF
 cat > "$D/watchdog.sh" <<'GCOPS_WATCHDOG_EOF'
 {watchdog_script(plan)}
 GCOPS_WATCHDOG_EOF
-rm -f "$D/gc.pid"
+rm -f "$D/gc.pid" "$D"/gc-*.log
 echo $(( $(date +%s) + {deadline_extra} )) > "$D/deadline"
-printf '%s' {q(marker)} > "$D/marker.tmp" && mv -f "$D/marker.tmp" "$D/marker" || {{ rm -rf "$D/lock"; exit 22; }}
+printf '%s' {q(marker)} > "$D/marker.tmp" && mv -f "$D/marker.tmp" "$D/marker" || {{ rm -rf "$D/lock"; return 22; }}
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 && \\
    systemd-run --quiet --collect --unit="gcops-watchdog-$(echo "$RUN" | tr -c 'A-Za-z0-9\\n' '-')" /bin/sh "$D/watchdog.sh" >/dev/null 2>&1; then
   echo "watchdog=systemd-run"
@@ -200,7 +204,68 @@ fi
 echo "window_start=$(now)"
 {change}
 echo "ready=$(now)"
+}}
 """
+
+
+def enter_script(plan: NodePlan, expected_sha256: str, write_config: bool) -> str:
+    """Enter the window on one node (stdin: the read-only config bytes when `write_config`)."""
+    return _header(plan) + _enter_function(plan, expected_sha256, write_config) + "gcops_enter; exit $?\n"
+
+
+def _leave_function(plan: NodePlan) -> str:
+    """gcops_leave: if this run still holds the lock, say whether read-only survived, restore, unlock."""
+    check = 'echo "probe_after_gc=$(write_probe)"\n' if plan.mode == "readonly" else ""
+    return f"""
+gcops_leave() {{
+[ "$(cat "$D/lock/run_id" 2>/dev/null)" = "$RUN" ] || {{ echo "not_ours=yes"; return 0; }}
+{check}/bin/sh "$D/restore.sh" gcops; rc=$?
+if [ "$rc" -eq 0 ]; then rm -rf "$D/lock"; fi
+return "$rc"
+}}
+"""
+
+
+def window_script(plan: NodePlan, *, enter: bool, expected_sha256: str = "", write_config: bool = False) -> str:
+    """The whole window on the GC node in one round trip, run to its end on the host even if gcops goes.
+
+    [enter ->] verify the window holds -> GC with its output to a host file
+    (`gc_log`; streaming millions of lines through sshd slows the GC itself) ->
+    leave (restore, verify, unlock). Prints key=value lines: enter_exit,
+    check_exit, gc_exit, leave_exit, window_start, window_end, probe_after_gc.
+    """
+    parts = [_header(plan), "trap '' PIPE HUP\n"]
+    if enter:
+        parts.append(_enter_function(plan, expected_sha256, write_config))
+    parts.append(_leave_function(plan))
+    parts.append(f"gcops_checks() {{\n{_window_checks(plan).replace('exit ', 'return ')}return 0\n}}\n")
+    if enter:
+        parts.append(f"""gcops_enter; rc=$?
+case "$rc" in
+  0) ;;
+  {EXIT_LOCKED}|{EXIT_LEFTOVER}|{EXIT_CONFIG_CHANGED}) exit "$rc" ;;
+  *) echo "enter_exit=$rc"; gcops_leave; echo "leave_exit=$?"; exit 0 ;;
+esac
+""")
+    parts.append(f"""gcops_checks; rc=$?
+if [ "$rc" -ne 0 ]; then echo "check_exit=$rc"; gcops_leave; echo "leave_exit=$?"; exit 0; fi
+echo "gc_start=$(now)"
+{plan.gc} > {q(gc_log(plan))} 2>&1 </dev/null &
+echo $! > "$D/gc.pid"
+wait $!; rc=$?; echo "gc_end=$(now)"; echo "gc_exit=$rc"
+gcops_leave; echo "leave_exit=$?"
+exit 0
+""")
+    return "".join(parts)
+
+
+def gc_log(plan: NodePlan) -> str:
+    return f"{plan.state_dir}/gc-{plan.run_id}.log"
+
+
+def gc_log_command(plan: NodePlan) -> str:
+    """Stream the GC log and remove it (after the window)."""
+    return f"cat {q(gc_log(plan))} 2>/dev/null; rm -f {q(gc_log(plan))}"
 
 
 def extend_deadline_script(plan: NodePlan) -> str:
@@ -223,20 +288,9 @@ def window_check_script(plan: NodePlan) -> str:
     return _header(plan) + _window_checks(plan)
 
 
-def gc_script(plan: NodePlan, verify: bool) -> str:
-    """Verify the window holds (405 or registry down), then exec the GC with its pid recorded."""
-    checks = _window_checks(plan) if verify else ""
-    return _header(plan) + checks + f'echo $$ > "$D/gc.pid"\nexec {plan.gc} 2>&1\n'
-
-
 def leave_script(plan: NodePlan) -> str:
-    """After GC: say whether read-only survived, run restore.sh, unlock on success."""
-    check = 'echo "probe_after_gc=$(write_probe)"\n' if plan.mode == "readonly" else ""
-    return _header(plan) + check + """
-/bin/sh "$D/restore.sh" gcops; rc=$?
-if [ "$rc" -eq 0 ]; then rm -rf "$D/lock"; fi
-exit "$rc"
-"""
+    """Leave the window on one node: restore.sh, unlock on success (only while this run holds the lock)."""
+    return _header(plan) + _leave_function(plan) + "gcops_leave; exit $?\n"
 
 
 def preflight_script(config_path: str, registry_url: str, registry_binary: str) -> str:

@@ -52,6 +52,7 @@ class Node:
     facts: preflight.NodeFacts | None = None
     plan: hostside.NodePlan | None = None
     entered: bool = False
+    left: bool = False
     window_start: float | None = None     # host clock
     window_end: float | None = None
 
@@ -80,6 +81,7 @@ class InstanceCycle:
                                      delete_untagged=options.delete_untagged)
         self.gc_summary: GCSummary | None = None
         self.gc_started = False
+        self.gc_exit: int | None = None
         self.window_opened = 0.0
         self.notes: list[str] = []       # what leaving the window found (read-only lost, not restored)
         self.untagged: UntaggedScan | None = None
@@ -202,23 +204,37 @@ class InstanceCycle:
             already_read_only=node.facts.registry.read_only)
 
     def _window(self) -> None:
+        """Every node read-only (or stopped) and verified, GC on the first, every node restored.
+
+        The GC node's enter -> verify -> GC -> restore runs as one host-side
+        script (one round trip, GC output to a host file); the other nodes of
+        an HA instance are entered and verified before it and left after it.
+        """
         for node in self.nodes:
             node.plan = self._plan_for(node)
         self.window_opened = time.monotonic()
+        first = self.nodes[0]
         try:
-            for node in self.nodes:
-                if self.cancel.is_set():
-                    raise Cancelled("interrupted before the window")
-                self._enter(node)
             for node in self.nodes[1:]:
-                self._verify_window(node)   # the first node is verified by the GC script itself
+                self._check_cancel()
+                self._enter(node)
+                self._verify_window(node)
+            self._check_cancel()
             if self.doomed:
-                self._delete_untagged(self.nodes[0])
-            self._gc(self.nodes[0])
+                self._enter(first)
+                self._delete_untagged(first)
+                self._run_window(first, enter=False)
+            else:
+                self._run_window(first, enter=True)
         finally:
             self._leave_all()
+        self._collect_gc_output(first)
         if self.notes:
             raise _WindowFailed(self.notes.pop(0))
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("interrupted before the window")
 
     def _find_untagged(self) -> None:
         """Before the window (writes still accepted): candidates from the storage itself."""
@@ -245,7 +261,8 @@ class InstanceCycle:
         self.log.info("untagged_deleted", host=node.address, manifests=self.untagged_deleted,
                       spared=sum(len(d) for d in self.doomed.values()) - sum(len(d) for d in doomed.values()))
 
-    def _enter(self, node: Node) -> None:
+    def _prepare_enter(self, node: Node) -> tuple[bool, bytes]:
+        """The read-only config bytes, and the intent written locally, before the host is touched."""
         plan, facts = node.plan, node.facts
         write_config = plan.mode == "readonly" and not plan.already_read_only
         new_config = b""
@@ -262,58 +279,94 @@ class InstanceCycle:
             original_sha256=hashlib.sha256(facts.config_bytes).hexdigest()))
         self._step("enter_read_only" if plan.mode == "readonly" else "stop_registry", host=node.address)
         node.entered = True
-        script = hostside.enter_script(plan, facts.kv.get("config_sha256", ""), write_config)
+        return write_config, new_config
+
+    def _entered(self, node: Node, code: int, kv: dict[str, str], write_config: bool) -> None:
+        """Judge an enter step's outcome: refusals that changed nothing, the window start."""
+        if code in (hostside.EXIT_LOCKED, hostside.EXIT_LEFTOVER, hostside.EXIT_CONFIG_CHANGED):
+            node.entered = False   # the script released its lock and changed nothing
+            journal.remove_intent(self.state_dir, self.instance.name, node.address)
+            if code == hostside.EXIT_LOCKED:
+                raise preflight.LockHeld(f"{node.address}: held by {kv.get('lock_held', 'another run')}")
+            if code == hostside.EXIT_LEFTOVER:
+                raise preflight.Refused(f"{node.address}: changes left by {kv.get('leftover')}; run `gcops recover`")
+            raise preflight.Refused(f"{node.address}: {node.plan.config_path} changed since preflight; try again")
+        if "window_start" in kv and (write_config or node.plan.mode == "stop"):
+            node.window_start = _float(kv.get("window_start"))
+
+    def _enter(self, node: Node) -> None:
+        """Enter the window on one node in its own round trip (HA nodes, --delete-untagged)."""
+        write_config, new_config = self._prepare_enter(node)
+        script = hostside.enter_script(node.plan, node.facts.kv.get("config_sha256", ""), write_config)
         result = node.host.run(script, input=new_config if write_config else None,
                                timeout=hostside.READY_TIMEOUT * 2 + 60, check=False)
         kv = hostside.parse_kv(result.text)
-        if result.exit_code in (hostside.EXIT_LOCKED, hostside.EXIT_LEFTOVER, hostside.EXIT_CONFIG_CHANGED):
-            node.entered = False   # the script released its lock and changed nothing
-            journal.remove_intent(self.state_dir, self.instance.name, node.address)
-            if result.exit_code == hostside.EXIT_LOCKED:
-                raise preflight.LockHeld(f"{node.address}: held by {kv.get('lock_held', 'another run')}")
-            if result.exit_code == hostside.EXIT_LEFTOVER:
-                raise preflight.Refused(f"{node.address}: changes left by {kv.get('leftover')}; run `gcops recover`")
-            raise preflight.Refused(f"{node.address}: {plan.config_path} changed since preflight; try again")
-        if "window_start" in kv and write_config or plan.mode == "stop":
-            node.window_start = _float(kv.get("window_start"))
+        self._entered(node, result.exit_code, kv, write_config)
         if result.exit_code != 0:
-            raise _WindowFailed(f"{node.address}: entering {'read-only' if plan.mode == 'readonly' else 'stop'} "
+            raise _WindowFailed(f"{node.address}: entering {'read-only' if node.plan.mode == 'readonly' else 'stop'} "
                                 f"failed (exit {result.exit_code}): {_last(result)}")
         self.log.info("entered", host=node.address, watchdog=kv.get("watchdog"),
                       seconds=_span(kv.get("window_start"), kv.get("ready")))
 
-    def _gc(self, node: Node) -> None:
+    def _run_window(self, node: Node, *, enter: bool) -> None:
+        """[enter ->] verify -> GC -> leave on the GC node, as one host-side script."""
+        write_config, new_config = self._prepare_enter(node) if enter else (False, b"")
         self._step("gc", host=node.address)
-        deadline = self.window_opened + self.options.max_window
-        parser = GCOutputParser()
+        script = hostside.window_script(node.plan, enter=enter, write_config=write_config,
+                                        expected_sha256=node.facts.kv.get("config_sha256", ""))
+        lines: list[str] = []
         t0 = time.monotonic()
-        self.gc_started = True   # until the script says its checks refused to start the GC
         try:
-            code, tail = node.host.stream(hostside.gc_script(node.plan, verify=True), parser.feed,
-                                          deadline=deadline, cancel=self.cancel)
-            self.gc_started = code not in (hostside.EXIT_NOT_READ_ONLY, hostside.EXIT_NOT_ANSWERING,
-                                           hostside.EXIT_STILL_ANSWERING)
+            code, tail = node.host.stream(script, lines.append, input=new_config if write_config else None,
+                                          deadline=self.window_opened + self.options.max_window,
+                                          cancel=self.cancel)
         except CommandTimeout as exc:
+            self.gc_started = True
             raise _WindowFailed(f"GC ran past max_window ({self.options.max_window:g}s); stopped and restored") from exc
-        finally:
-            self.result.gc_seconds = time.monotonic() - t0
-            self.gc_summary = parser.finish()
-        if code == hostside.EXIT_NOT_READ_ONLY:
-            raise _WindowFailed(f"{node.address}: registry did not refuse writes; GC not run ({_tail(tail)})")
-        if code in (hostside.EXIT_NOT_ANSWERING, hostside.EXIT_STILL_ANSWERING):
-            raise _WindowFailed(f"{node.address}: {_tail(tail)}; GC not run")
-        if code != 0:
-            raise _WindowFailed(f"{node.address}: GC exited {code}: {_tail(tail)}")
-        summary = self.gc_summary
+        kv = hostside.parse_kv("\n".join(lines))   # a few dozen lines: the GC's own output went to a host file
+        if enter:
+            self._entered(node, code, kv, write_config)
+        self.result.gc_seconds = _span(kv.get("gc_start"), kv.get("gc_end")) or (time.monotonic() - t0)
+        if "enter_exit" in kv:
+            self._left(node, kv, int(kv.get("leave_exit", "1")), lines)
+            raise _WindowFailed(f"{node.address}: entering {'read-only' if node.plan.mode == 'readonly' else 'stop'} "
+                                f"failed (exit {kv['enter_exit']}): {_tail(lines)}")
+        self.gc_started = "gc_exit" in kv
+        if "leave_exit" in kv:
+            self._left(node, kv, int(kv["leave_exit"]), lines)
+        if "check_exit" in kv:
+            what = ("registry did not refuse writes" if kv["check_exit"] == str(hostside.EXIT_NOT_READ_ONLY)
+                    else "the window does not hold")
+            raise _WindowFailed(f"{node.address}: {what}; GC not run ({_tail(lines)})")
+        if "gc_exit" not in kv:
+            raise _WindowFailed(f"{node.address}: the window script ended early (exit {code}): {_tail(lines)}")
+        self.gc_exit = int(kv["gc_exit"])
+
+    def _collect_gc_output(self, node: Node) -> None:
+        """After the window: stream the GC's log from the host through the parser (constant memory)."""
+        if not self.gc_started:
+            return
+        parser = GCOutputParser()
+        try:
+            code, tail = node.host.stream(hostside.gc_log_command(node.plan), parser.feed, cancel=None)
+        except HostError as exc:
+            self.notes.append(f"{node.address}: GC output could not be read: {exc}")
+            return
+        summary = self.gc_summary = parser.finish()
+        if self.gc_exit not in (None, 0):
+            self.notes.insert(0, f"{node.address}: GC exited {self.gc_exit}: {_tail(tail)}")
+            return
+        if self.gc_exit is None:
+            return
         self.result.blobs_deleted = summary.blobs_removed
         self.result.manifests_deleted = summary.manifests_removed + self.untagged_deleted
         self.log.info("gc_done", host=node.address, blobs_deleted=self.result.blobs_deleted,
                       manifests_deleted=self.result.manifests_deleted, lines=summary.lines,
-                      seconds=round(self.result.gc_seconds, 3))
+                      seconds=round(self.result.gc_seconds or 0, 3))
 
     def _leave_all(self) -> None:
         for node in reversed(self.nodes):
-            if node.entered:
+            if node.entered and not node.left:
                 self._leave(node)
         starts = [n.window_start for n in self.nodes if n.window_start is not None]
         ends = [n.window_end for n in self.nodes if n.window_end is not None]
@@ -341,10 +394,16 @@ class InstanceCycle:
             self._not_restored(node, f"cannot reach the host to restore: {last_error}; its watchdog restores "
                                      f"it after max_window, or run `gcops recover`")
             return
-        kv = hostside.parse_kv(result.text)
-        if result.exit_code != 0:
-            self._not_restored(node, f"restore failed (exit {result.exit_code}): {_last(result)}")
+        self._left(node, hostside.parse_kv(result.text), result.exit_code, result.text.splitlines())
+
+    def _left(self, node: Node, kv: dict[str, str], code: int, lines: list[str]) -> None:
+        """Judge a leave step's outcome (restore.sh exit code and its key=value lines)."""
+        if code != 0:
+            self._not_restored(node, f"restore failed (exit {code}): {_tail(lines)}")
             return
+        node.left = True
+        if kv.get("not_ours") == "yes":
+            return      # restored earlier (by gcops' own leave after a timeout, the watchdog, or recover)
         node.window_end = _float(kv.get("window_end"))
         journal.remove_intent(self.state_dir, self.instance.name, node.address)
         lost = node.plan.mode == "readonly" and kv.get("probe_after_gc") not in (None, "405", "401")
