@@ -57,17 +57,19 @@ def gcops_steps(rec: dict) -> list[tuple[str, float]]:
              last405=rec["write"]["last_405"], W1=rec["write"]["end"])
     if gcs:
         t.update(gc_proc0=gcs[0][2], gc_proc1=gcs[-1][3])
-    order = [("start", "enter_read_only", "start -> enter step (connect, preflight, measure before)"),
-             ("enter_read_only", "W0", "enter step -> writes refused (lock, intent, watchdog, config)"),
+    # The GC node's window is one host-side script (enter -> verify -> GC -> restore): gcops logs
+    # `gc` when it starts, `restored` when it returns, `gc_done` once the GC log has been parsed
+    # after the window.
+    order = [("start", "gc", "start -> window script sent (connect, preflight, measure before)"),
+             ("gc", "W0", "script start -> writes refused (lock, intent, watchdog, config)"),
              ("W0", "first405", "writes refused -> first 405 (restart)"),
-             ("first405", "entered", "first 405 -> `entered` logged (wait_up, ready, SSH return)"),
-             ("entered", "gc_proc0", "`entered` -> GC process seen (new channel, 2 curl probes)"),
-             ("gc_proc0", "gc_proc1", "GC process (output streamed over SSH)"),
-             ("gc_proc1", "gc_done", "GC process gone -> `gc_done` logged (output backlog)"),
-             ("gc_done", "last405", "`gc_done` -> last 405 (new channel, probe, restore.sh, stop)"),
+             ("first405", "gc_proc0", "first 405 -> GC process seen (wait_up, 2 curl probes)"),
+             ("gc_proc0", "gc_proc1", "GC process (output to a file on the host)"),
+             ("gc_proc1", "last405", "GC process gone -> last 405 (probe, restore.sh, stop)"),
              ("last405", "W1", "last 405 -> writes accepted (restart)"),
              ("W1", "restored", "writes accepted -> `restored` logged (wait_up, probe, SSH return)"),
-             ("restored", "end", "`restored` -> exit (measure after, record)")]
+             ("restored", "gc_done", "`restored` -> GC log parsed (outside the window)"),
+             ("gc_done", "end", "GC log parsed -> exit (measure after, record)")]
     return [(label, t[b] - t[a]) for a, b, label in order if t.get(a) is not None and t.get(b) is not None]
 
 
