@@ -120,7 +120,7 @@ class InstanceCycle:
         except preflight.Refused as exc:
             self._finish_error(SKIPPED, f"refused: {exc}")
         except Cancelled:
-            self._finish_error(FAILED, "interrupted; registry restored", interrupted=True)
+            self._finish_error(FAILED, "interrupted (SIGINT/SIGTERM)", interrupted=True)
         except _WindowFailed as exc:
             self._finish_error(FAILED, str(exc))
         except HostError as exc:
