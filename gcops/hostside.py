@@ -39,6 +39,13 @@ def q(value: str) -> str:
     return shlex.quote(str(value))
 
 
+def replace_config_from_stdin(cfg: str) -> str:
+    """Shell: write stdin to `cfg` (a quoted shell word) atomically, keeping its mode and owner."""
+    tmp = f"{cfg}.gcops-new"
+    return (f"cat > {tmp} && chmod --reference={cfg} {tmp} 2>/dev/null; chown --reference={cfg} {tmp} 2>/dev/null; "
+            f"mv -f {tmp} {cfg}")
+
+
 def host_state_dir(config_path: str) -> str:
     return posixpath.join(posixpath.dirname(config_path) or "/", ".gcops")
 
@@ -164,9 +171,7 @@ def _enter_function(plan: NodePlan, expected_sha256: str, write_config: bool) ->
     if plan.mode == "stop":
         change = f"{plan.stop} || {{ echo service_command_failed; return 41; }}\nwait_down 60 || {{ echo still_answering; return 42; }}"
     elif write_config:
-        change = ("cat > \"$CFG.gcops-new\" && chmod --reference=\"$CFG\" \"$CFG.gcops-new\" 2>/dev/null; "
-                  "chown --reference=\"$CFG\" \"$CFG.gcops-new\" 2>/dev/null; "
-                  "mv -f \"$CFG.gcops-new\" \"$CFG\" || { echo config_write_failed; return 40; }\n"
+        change = (replace_config_from_stdin('"$CFG"') + " || { echo config_write_failed; return 40; }\n"
                   f"{plan.restart} || echo service_command_failed=$?\n"
                   f"wait_up {READY_TIMEOUT} || {{ echo not_answering; return 43; }}")
     else:
@@ -238,7 +243,7 @@ def window_script(plan: NodePlan, *, enter: bool, expected_sha256: str = "", wri
     if enter:
         parts.append(_enter_function(plan, expected_sha256, write_config))
     parts.append(_leave_function(plan))
-    parts.append(f"gcops_checks() {{\n{_window_checks(plan).replace('exit ', 'return ')}return 0\n}}\n")
+    parts.append(f"gcops_checks() {{\n{_window_checks(plan, fail='return')}return 0\n}}\n")
     if enter:
         parts.append(f"""gcops_enter; rc=$?
 case "$rc" in
@@ -268,19 +273,14 @@ def gc_log_command(plan: NodePlan) -> str:
     return f"cat {q(gc_log(plan))} 2>/dev/null; rm -f {q(gc_log(plan))}"
 
 
-def extend_deadline_script(plan: NodePlan) -> str:
-    """Re-arm the watchdog: deadline = now + max_window + grace (when the window really starts)."""
-    return (f"D={q(plan.state_dir)}; echo $(( $(date +%s) + {int(plan.max_window) + GRACE_SECONDS} )) "
-            "> \"$D/deadline\"")
-
-
-def _window_checks(plan: NodePlan) -> str:
+def _window_checks(plan: NodePlan, fail: str = "exit") -> str:
+    """Shell lines that `fail` (exit or return) unless writes are refused and reads answer, or the registry is down."""
     if plan.mode == "stop":
-        return f'answering && {{ echo "gcops: registry still answers; not running GC"; exit {EXIT_STILL_ANSWERING}; }}\n'
+        return f'answering && {{ echo "gcops: registry still answers; not running GC"; {fail} {EXIT_STILL_ANSWERING}; }}\n'
     return (f'code=$(write_probe); echo "gcops: write probe before GC: $code"\n'
             f'case "$code" in 405) ;; 401) echo "gcops: write probe needs credentials" ;; '
-            f'*) echo "gcops: registry is NOT read-only (write probe $code); not running GC"; exit {EXIT_NOT_READ_ONLY} ;; esac\n'
-            f'answering || {{ echo "gcops: registry does not answer reads"; exit {EXIT_NOT_ANSWERING}; }}\n')
+            f'*) echo "gcops: registry is NOT read-only (write probe $code); not running GC"; {fail} {EXIT_NOT_READ_ONLY} ;; esac\n'
+            f'answering || {{ echo "gcops: registry does not answer reads"; {fail} {EXIT_NOT_ANSWERING}; }}\n')
 
 
 def window_check_script(plan: NodePlan) -> str:

@@ -94,7 +94,7 @@ class InstanceCycle:
         try:
             self._connect()
             self._preflight()
-            before = self._measure("measure_before")
+            before = self._measured_before()
             self.result.storage_bytes_before = before.storage_bytes
             self.result.fs_used_bytes_before = before.fs_used_bytes
             self.result.blobs_before = before.blobs
@@ -158,7 +158,8 @@ class InstanceCycle:
     def _preflight(self) -> None:
         for node in self.nodes:
             self._step("preflight", host=node.address)
-            node.facts = preflight.gather(node.host, self.instance.vars)
+            # the GC node's storage is measured in the same round trip as its storage check
+            node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.nodes[0])
             checks = preflight.evaluate(node.facts, self.instance.vars, self.options.mode)
             preflight.refuse_unless_safe(checks)
             if node.facts.leftover or node.facts.lock is not None:
@@ -179,8 +180,16 @@ class InstanceCycle:
         if result.exit_code != 0:
             raise preflight.Refused(f"{node.address}: could not restore what an earlier run left: "
                                     f"{result.text.strip().splitlines()[-1:]}; run `gcops recover`")
-        node.facts = preflight.gather(node.host, self.instance.vars)
+        node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.nodes[0])
         preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
+
+    def _measured_before(self) -> storage.StorageSnapshot:
+        node = self.nodes[0]
+        snap = node.facts.snapshot
+        self.on_step(self.instance.name, "measure_before", storage_bytes=snap.storage_bytes)
+        self.log.info("measure_before_done", host=node.address, storage_bytes=snap.storage_bytes,
+                      blobs=snap.blobs, fs_used_bytes=snap.fs_used_bytes)
+        return snap
 
     def _measure(self, step: str) -> storage.StorageSnapshot:
         node = self.nodes[0]

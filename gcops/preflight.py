@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from gcops import hostside
 from gcops.hosts import Host
+from gcops.registry import storage
 from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
 
 STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
@@ -37,6 +38,7 @@ class NodeFacts:
     storage_root: str | None = None
     storage_state: str | None = None     # "ok", "storage_missing", "database_in_use"
     storage_output: str = ""
+    snapshot: storage.StorageSnapshot | None = None
 
     @property
     def lock(self) -> tuple[str, int] | None:
@@ -73,8 +75,9 @@ class LockHeld(Refused):
     """Another gcops run holds the lock on this node."""
 
 
-def gather(host: Host, vars: dict[str, str], measure: str | None = None) -> NodeFacts:
-    """Read the node's facts; with `measure`, check the storage and run that command too."""
+def gather(host: Host, vars: dict[str, str], measure: bool = False) -> NodeFacts:
+    """Read the node's facts; with `measure`, the storage check also measures it (same round trip):
+    `snapshot` is then set."""
     facts = NodeFacts(address=host.name)
     script = hostside.preflight_script(vars["config"], vars["registry_url"], vars["registry"])
     text = host.run(script, timeout=60).text
@@ -90,7 +93,8 @@ def gather(host: Host, vars: dict[str, str], measure: str | None = None) -> Node
             facts.config_error = f"{vars['config']}: {exc}"
     facts.storage_root = vars.get("storage_root") or (facts.registry.storage_root if facts.registry else None)
     if facts.storage_root and facts.registry and facts.registry.storage_driver == "filesystem":
-        result = host.run(hostside.storage_check_script(facts.storage_root, measure or ":"),
+        command = storage.measure_command(facts.storage_root) if measure else ":"
+        result = host.run(hostside.storage_check_script(facts.storage_root, command),
                           timeout=None, check=False)
         facts.storage_output = result.text
         if result.exit_code == 10:
@@ -99,6 +103,8 @@ def gather(host: Host, vars: dict[str, str], measure: str | None = None) -> Node
             facts.storage_state = "database_in_use"
         elif result.exit_code == 0:
             facts.storage_state = "ok"
+            if measure:
+                facts.snapshot = storage.parse_measurement(result.text)
         else:
             facts.storage_state = f"error: {result.stderr.decode('utf-8', 'replace').strip()[:200]}"
     return facts

@@ -31,12 +31,11 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
         out["error"] = str(exc)
         return out
     try:
-        facts = preflight.gather(host, instance.vars)
+        facts = preflight.gather(host, instance.vars, measure=True)
         checks = [c for c in preflight.evaluate(facts, instance.vars, instance.mode) if c.name != "lock"]
         preflight.refuse_unless_safe(checks)
         root = facts.storage_root
-        out["storage_bytes"] = storage.parse_measurement(
-            host.run(storage.measure_command(root), timeout=None).text).storage_bytes
+        out["storage_bytes"] = facts.snapshot.storage_bytes
         if facts.empty_storage:
             out.update(eligible_blobs=0, eligible_manifests=0, reclaimable_bytes=0)
             return out

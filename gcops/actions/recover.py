@@ -81,9 +81,8 @@ def _restore_from_journal(host: Host, intent: journal.Intent, d: str) -> dict:
                 "detail": "the local journal's config bytes do not match their checksum"}
     cfg = hostside.q(intent.config_path)
     service = intent.start if intent.mode == "stop" else intent.restart
-    script = (f"cat > {cfg}.gcops-restore && chmod --reference={cfg} {cfg}.gcops-restore 2>/dev/null; "
-              f"chown --reference={cfg} {cfg}.gcops-restore 2>/dev/null; mv -f {cfg}.gcops-restore {cfg} && "
-              f"{{ {service}; }} && rm -f {hostside.q(d + '/marker')} && rm -rf {hostside.q(d + '/lock')}")
+    script = (f"{hostside.replace_config_from_stdin(cfg)} && {{ {service}; }} && "
+              f"rm -f {hostside.q(d + '/marker')} && rm -rf {hostside.q(d + '/lock')}")
     result = host.run(script, input=original, timeout=600, check=False)
     ok = result.exit_code == 0
     return {"host": host.name, "action": "restored from local journal", "ok": ok,

@@ -38,7 +38,7 @@ def measure_command(storage_root: str) -> str:
 
 def parse_measurement(output: str) -> StorageSnapshot:
     """Parse `measure_command` output. Raises MeasurementError."""
-    lines = [line for line in output.split("\n") if line.strip()]
+    lines = [line for line in output.split("\n") if line.strip() and "=" not in line]  # key=value: other facts
     try:
         fs_used = int(lines[0].strip())
         tree_bytes, blobs = (int(x) for x in lines[1].split())
