@@ -1,0 +1,1 @@
+"""Built-in playbooks (data): one TOML file per kind of deployment."""

@@ -1,0 +1,31 @@
+"""The host scripts: static POSIX `sh` files in `gcops/hostside/sh/`, run with values as arguments.
+
+A script is never built from config values. `command(name, *args)` gives the
+shell command that runs the file's text with `/bin/sh -c` and hands every value
+over as a positional parameter (`"$1"`, `"$2"`, ...), each shell-quoted, so no
+value can become code. Secrets never go on a command line: pass them on stdin.
+"""
+from __future__ import annotations
+
+import shlex
+from functools import lru_cache
+from importlib import resources
+
+
+class ScriptMissing(LookupError):
+    """No host script of that name ships with gcops."""
+
+
+@lru_cache(maxsize=None)
+def text(name: str) -> str:
+    """The text of `gcops/hostside/sh/<name>.sh`. Raises ScriptMissing."""
+    try:
+        return resources.files("gcops.hostside.sh").joinpath(f"{name}.sh").read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ScriptMissing(f"no host script {name}.sh in gcops/hostside/sh") from exc
+
+
+def command(name: str, *args: object) -> str:
+    """`/bin/sh -c '<script>' gcops-<name> 'arg1' ...`: the script run with `args` as "$1", "$2", ..."""
+    words = ["/bin/sh", "-c", text(name), f"gcops-{name}", *(str(a) for a in args)]
+    return " ".join(shlex.quote(w) for w in words)

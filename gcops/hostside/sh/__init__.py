@@ -1,0 +1,1 @@
+"""Host scripts (data): static POSIX sh files run on registry hosts; see gcops.hostside.scripts."""
