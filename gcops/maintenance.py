@@ -23,9 +23,10 @@ from gcops import hostside, journal, preflight
 from gcops.config import Instance
 from gcops.hosts import (Cancelled, CommandTimeout, ConnectionLost, Host, HostError, SSHSettings, connect)
 from gcops.playbooks import render
-from gcops.registry import storage
+from gcops.registry import s3, storage
 from gcops.registry.config_file import RegistryConfigError, with_read_only
 from gcops.registry.gc_output import GCOutputParser, GCSummary
+from gcops.registry.s3_listing import S3Error
 from gcops.registry.untagged import UntaggedScan
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
@@ -94,6 +95,7 @@ class InstanceCycle:
         try:
             self._connect()
             self._preflight()
+            self._s3_preconditions()   # hook(s3)
             before = self._measured_before()
             self.result.storage_bytes_before = before.storage_bytes
             self.result.fs_used_bytes_before = before.fs_used_bytes
@@ -125,6 +127,8 @@ class InstanceCycle:
             self._finish_error(FAILED, str(exc))
         except HostError as exc:
             self._finish_error(FAILED, str(exc))
+        except S3Error as exc:   # hook(s3): the bucket could not be listed (before or after the window)
+            self._finish_error(FAILED, f"S3: {exc}")
         except Exception as exc:  # a bug must not leave a registry changed, nor hide
             self.log.exception("unexpected_error")
             self._finish_error(FAILED, f"{type(exc).__name__}: {exc}")
@@ -159,7 +163,11 @@ class InstanceCycle:
         for node in self.nodes:
             self._step("preflight", host=node.address)
             # the GC node's storage is measured in the same round trip as its storage check
-            node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.nodes[0])
+            node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.nodes[0],
+                                          s3_overrides=self.instance.s3,   # hook(s3)
+                                          on_progress=self._measure_progress("measure_before"))
+            if node is self.nodes[0] and node.facts.registry is not None:   # hook(s3)
+                self.result.storage_driver = node.facts.registry.storage_driver
             checks = preflight.evaluate(node.facts, self.instance.vars, self.options.mode)
             preflight.refuse_unless_safe(checks)
             if node.facts.leftover or node.facts.lock is not None:
@@ -180,7 +188,8 @@ class InstanceCycle:
         if result.exit_code != 0:
             raise preflight.Refused(f"{node.address}: could not restore what an earlier run left: "
                                     f"{result.text.strip().splitlines()[-1:]}; run `gcops recover`")
-        node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.nodes[0])
+        node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.nodes[0],
+                                      s3_overrides=self.instance.s3)   # hook(s3)
         preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
 
     def _measured_before(self) -> storage.StorageSnapshot:
@@ -191,12 +200,25 @@ class InstanceCycle:
                       blobs=snap.blobs, fs_used_bytes=snap.fs_used_bytes)
         return snap
 
+    def _s3_preconditions(self) -> None:
+        """hook(s3): refuse what S3 storage does not support yet (nothing changed)."""
+        if self.nodes[0].facts.bucket is not None and self.options.delete_untagged:
+            raise preflight.Refused("--delete-untagged is not supported on S3 storage yet (gcops' protection "
+                                    "of index children reads the filesystem); run without it")
+
+    def _measure_progress(self, step: str):
+        """on_progress(objects, bytes) for a long bucket listing: the live table shows the bytes so far."""
+        return lambda objects, size: self.on_step(self.instance.name, step, storage_bytes=size)
+
     def _measure(self, step: str) -> storage.StorageSnapshot:
         node = self.nodes[0]
         self._step(step, host=node.address)
         t0 = time.monotonic()
-        out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
-        snap = storage.parse_measurement(out)
+        if node.facts.bucket is not None:   # hook(s3): listed from this machine
+            snap = s3.measure(node.facts.bucket.settings, self._measure_progress(step))
+        else:
+            out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
+            snap = storage.parse_measurement(out)
         self.on_step(self.instance.name, step, storage_bytes=snap.storage_bytes)
         self.log.info(f"{step}_done", host=node.address, storage_bytes=snap.storage_bytes,
                       blobs=snap.blobs, fs_used_bytes=snap.fs_used_bytes, seconds=round(time.monotonic() - t0, 3))
@@ -284,7 +306,9 @@ class InstanceCycle:
             run_id=self.run_id, instance=self.instance.name, node=node.address, config_path=plan.config_path,
             registry_url=plan.registry_url, mode=plan.mode, restart=plan.restart, start=plan.start,
             already_read_only=plan.already_read_only,
-            original_b64=base64.b64encode(facts.config_bytes).decode("ascii"),
+            # hook(s3): a config holding an S3 secret key is kept on the host only, not in gcops' state dir
+            original_b64=base64.b64encode(facts.config_bytes).decode("ascii") if s3.journal_safe(facts.config_bytes)
+            else "",
             original_sha256=hashlib.sha256(facts.config_bytes).hexdigest()))
         self._step("enter_read_only" if plan.mode == "readonly" else "stop_registry", host=node.address)
         node.entered = True

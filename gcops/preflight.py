@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from gcops import hostside
 from gcops.hosts import Host
-from gcops.registry import storage
+from gcops.registry import s3, storage
 from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
 
 STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
@@ -39,6 +39,7 @@ class NodeFacts:
     storage_state: str | None = None     # "ok", "storage_missing", "database_in_use"
     storage_output: str = ""
     snapshot: storage.StorageSnapshot | None = None
+    bucket: s3.BucketFacts | None = None     # S3 driver: the bucket as this machine sees it
 
     @property
     def lock(self) -> tuple[str, int] | None:
@@ -60,6 +61,8 @@ class NodeFacts:
     @property
     def empty_storage(self) -> bool:
         """No repository yet: nothing to collect (2.8's GC would even fail on the missing path)."""
+        if self.bucket is not None:   # hook(s3)
+            return self.bucket.repositories is False
         return hostside.parse_kv(self.storage_output).get("repositories") == "no"
 
     @property
@@ -75,9 +78,11 @@ class LockHeld(Refused):
     """Another gcops run holds the lock on this node."""
 
 
-def gather(host: Host, vars: dict[str, str], measure: bool = False) -> NodeFacts:
+def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides=None,
+           on_progress=None) -> NodeFacts:
     """Read the node's facts; with `measure`, the storage check also measures it (same round trip):
-    `snapshot` is then set."""
+    `snapshot` is then set. S3 storage is inspected (and measured) from this machine, with
+    `s3_overrides` ([instance.s3]); `on_progress(objects, bytes)` follows a long measurement."""
     facts = NodeFacts(address=host.name)
     script = hostside.preflight_script(vars["config"], vars["registry_url"], vars["registry"])
     text = host.run(script, timeout=60).text
@@ -92,6 +97,13 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False) -> NodeFacts
         except RegistryConfigError as exc:
             facts.config_error = f"{vars['config']}: {exc}"
     facts.storage_root = vars.get("storage_root") or (facts.registry.storage_root if facts.registry else None)
+    if facts.registry and facts.registry.storage_driver == "s3":   # hook(s3)
+        facts.bucket = s3.gather(facts.config_bytes, s3_overrides)
+        if facts.bucket.settings is not None:
+            facts.storage_root = facts.bucket.settings.where
+        if measure and all(ok for _, ok, _ in s3.evaluate_bucket(facts.bucket)):
+            facts.snapshot = s3.measure(facts.bucket.settings, on_progress)
+        return facts
     if facts.storage_root and facts.registry and facts.registry.storage_driver == "filesystem":
         command = storage.measure_command(facts.storage_root) if measure else ":"
         result = host.run(hostside.storage_check_script(facts.storage_root, command),
@@ -129,13 +141,16 @@ def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
                             "use the registry's online GC instead"))
     else:
         checks.append(Check("metadata_database", True, "not in use"))
-    if reg.storage_driver != "filesystem":
+    if reg.storage_driver not in s3.SUPPORTED:
         checks.append(Check("storage_driver", False,
-                            f"storage driver {reg.storage_driver or 'unknown'}: gcops supports the filesystem driver"))
+                            f"storage driver {reg.storage_driver or 'unknown'}: gcops supports the filesystem "
+                            "and s3 drivers"))
         return checks
-    checks.append(Check("storage_driver", True, "filesystem"))
+    checks.append(Check("storage_driver", True, reg.storage_driver))
     state = facts.storage_state
-    if state == "storage_missing":
+    if reg.storage_driver == "s3":   # hook(s3): the storage checks come from the bucket
+        checks.extend(Check(name, ok, detail) for name, ok, detail in s3.evaluate_bucket(facts.bucket))
+    elif state == "storage_missing":
         checks.append(Check("storage_root", False, f"storage root {facts.storage_root} does not exist"))
     elif state == "database_in_use":
         checks.append(Check("storage_root", False,

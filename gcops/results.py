@@ -17,6 +17,7 @@ class InstanceResult:
     delete_untagged: bool
     status: str = SKIPPED
     error: str | None = None
+    storage_driver: str | None = None     # "filesystem" or "s3" (None: not known, e.g. host unreachable)
     storage_bytes_before: int | None = None
     storage_bytes_after: int | None = None
     reclaimed_bytes: int | None = None

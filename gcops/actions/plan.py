@@ -16,8 +16,9 @@ from gcops.actions.common import cancel_on_signals, map_parallel
 from gcops.config import Config, Instance
 from gcops.hosts import Cancelled, HostError, connect
 from gcops.maintenance import gc_command, ssh_settings
-from gcops.registry import storage
+from gcops.registry import s3, storage
 from gcops.registry.gc_output import GCOutputParser
+from gcops.registry.s3_listing import S3Error
 from gcops.registry.untagged import UntaggedScan
 
 
@@ -31,10 +32,12 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
         out["error"] = str(exc)
         return out
     try:
-        facts = preflight.gather(host, instance.vars, measure=True)
+        facts = preflight.gather(host, instance.vars, measure=True, s3_overrides=instance.s3)   # hook(s3)
         checks = [c for c in preflight.evaluate(facts, instance.vars, instance.mode) if c.name != "lock"]
         preflight.refuse_unless_safe(checks)
         root = facts.storage_root
+        if facts.bucket is not None and delete_untagged:   # hook(s3)
+            raise preflight.Refused("--delete-untagged is not supported on S3 storage yet; plan without it")
         out["storage_bytes"] = facts.snapshot.storage_bytes
         if facts.empty_storage:
             out.update(eligible_blobs=0, eligible_manifests=0, reclaimable_bytes=0)
@@ -58,8 +61,11 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
             spool.seek(0)
             digests = [line.strip().decode("ascii") for line in spool if line.strip()]
             digests.extend(f"sha256:{d}" for d in sorted(extra))
-            sized = host.run(storage.blobs_size_command(root), input=storage.blob_paths_input(digests),
-                             timeout=None).text.strip() if digests else "0"
+            if facts.bucket is not None:   # hook(s3): blob sizes from the bucket
+                sized = str(s3.blob_sizes(facts.bucket.settings, digests))
+            else:
+                sized = host.run(storage.blobs_size_command(root), input=storage.blob_paths_input(digests),
+                                 timeout=None).text.strip() if digests else "0"
         out["eligible_blobs"] = (summary.blobs_eligible or 0) + len(extra)
         out["eligible_manifests"] = (summary.manifests_eligible or 0) + manifests
         out["reclaimable_bytes"] = int(sized or 0) + links
@@ -68,7 +74,7 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
         out["error"] = f"refused: {exc}"
     except Cancelled:
         out["error"] = "interrupted"
-    except HostError as exc:
+    except (HostError, S3Error) as exc:
         out["error"] = str(exc)
     finally:
         host.close()

@@ -75,6 +75,10 @@ def recover_node(instance: Instance, host: Host, state_dir) -> dict:
 
 def _restore_from_journal(host: Host, intent: journal.Intent, d: str) -> dict:
     """The host lost its record: write the journal's bytes back and restart."""
+    if not intent.original_b64:   # hook(s3): configs holding an S3 secret are not copied to the journal
+        return {"host": host.name, "action": "no local copy", "ok": False,
+                "detail": "the host lost its record and the config (it holds an S3 secret key) was not copied "
+                          "to gcops' state dir: restore it from your configuration management"}
     original = intent.original
     if hashlib.sha256(original).hexdigest() != intent.original_sha256:
         return {"host": host.name, "action": "journal corrupt", "ok": False,

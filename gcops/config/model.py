@@ -46,6 +46,18 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class S3Overrides:
+    """[instance.s3]: the bucket as the gcops machine reaches it; None keeps the registry config's value."""
+
+    endpoint_url: str | None = None
+    profile: str | None = None
+    bucket: str | None = None
+    region: str | None = None
+    rootdirectory: str | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
 class Instance:
     """One registry storage and the host(s) writing to it, with every setting resolved."""
 
@@ -63,6 +75,7 @@ class Instance:
     mode: str
     delete_untagged: bool
     max_window: float
+    s3: S3Overrides | None = None        # [instance.s3]
 
     @property
     def is_local(self) -> bool:

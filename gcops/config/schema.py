@@ -225,6 +225,40 @@ def string_table(doc: str = "") -> Key:
     return Key("a table of strings", (dict,), parse, ABSENT, doc)
 
 
+URL_PATTERN = re.compile(r"https?://[^\s/?#@]+(?::\d+)?/?")
+
+
+def s3_table(doc: str = "") -> Key:
+    """[instance.s3]: every key named on error; gives an S3Overrides."""
+    from gcops.config.model import S3Overrides
+
+    spec = {
+        "endpoint_url": text(ABSENT, pattern=URL_PATTERN, hint="expected http(s)://host[:port], no credentials"),
+        "profile": text(ABSENT, empty_is_none=True),
+        "bucket": text(ABSENT, pattern=re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), hint="expected an S3 bucket name"),
+        "region": text(ABSENT, pattern=re.compile(r"[a-z0-9-]+"), hint="expected a region like 'us-east-1'"),
+        "rootdirectory": text(ABSENT),
+        "concurrency": integer(ABSENT, low=1, high=256),
+    }
+
+    def parse(table: dict[str, Any], base: Path) -> S3Overrides:
+        problems, values = [], {}
+        for name, value in table.items():
+            key = spec.get(name)
+            if key is None:
+                problems.append((f".{name}", f"unknown key; known keys: {', '.join(spec)}"))
+                continue
+            try:
+                values[name] = key.convert(value, base)
+            except Invalid as exc:
+                problems.append((f".{name}", str(exc)))
+        if problems:
+            raise Invalid(problems[0][1], problems[0][0], problems)
+        return S3Overrides(**values)
+
+    return Key("a table ([instance.s3])", (dict,), parse, ABSENT, doc)
+
+
 GCOPS: dict[str, Key] = {
     "state_dir": path("/var/lib/gcops", doc="history database, journal, locks"),
     "mode": choice(("readonly", "stop"), "readonly", doc="how writers are kept out during GC"),
@@ -260,6 +294,7 @@ INSTANCE: dict[str, Key] = {
     "hosts": host_list(doc="several writers of one storage"),
     "playbook": text(REQUIRED, pattern=NAME_PATTERN, hint="expected a playbook name (a file name without .toml)"),
     "vars": string_table(doc="overrides of the playbook's vars"),
+    "s3": s3_table(doc="registries on S3-compatible storage: the bucket as this machine reaches it"),
     **SSH,
     **{key: GCOPS[key] for key in INSTANCE_OVERRIDES},
 }

@@ -20,7 +20,7 @@ class MeasurementError(Exception):
 @dataclass(frozen=True)
 class StorageSnapshot:
     storage_bytes: int     # on-disk bytes of the tree (du -sB1 semantics)
-    fs_used_bytes: int     # used bytes of the filesystem holding it (df)
+    fs_used_bytes: int | None   # used bytes of the filesystem holding it (df); None on object storage
     blobs: int             # blob data files
 
 
