@@ -20,6 +20,7 @@ from .netns import HarnessError, cleanup_stale  # noqa: F401  (re-exported)
 from .sshd import make_client_key, new_host_key, sshd_config, write_known_hosts, combine_known_hosts  # noqa: F401
 
 STANDINS = Path(__file__).parent / "bin"
+HOST_ENV_DROP = ("AWS_CA_BUNDLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 # Mount points the setup script covers inside a host: base_dir must not be under them.
 _HIDDEN = ("/run", "/opt", "/var/opt", "/etc/docker", "/var/lib/docker-registry", "/var/lib/containers",
            "/usr/local/sbin")
@@ -160,9 +161,12 @@ class TestHost:
         return next((p.pid for p in reversed(self._procs) if p.poll() is None), None)
 
     def _start_sshd_proc(self, argv: list[str]) -> None:
+        # The registry's AWS SDK panics at start with AWS_CA_BUNDLE set against a plain-http endpoint
+        # (s3 driver), and a real host would not carry this machine's CA settings anyway.
+        env = {k: v for k, v in os.environ.items() if k not in HOST_ENV_DROP}
         with open(self.setup_log, "ab") as log:
             self._procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                                start_new_session=True, cwd="/"))
+                                                start_new_session=True, cwd="/", env=env))
 
     def _wait_sshd(self, timeout: float = 20) -> None:
         proc = self._procs[-1]
@@ -265,6 +269,8 @@ def start_host(name: str, kind: str = "distribution", *, storage_dir: Path | Non
                  storage_dir=storage_dir, client_key=client_key)
     try:
         k = KINDS[kind]
+        if callable(registry_config):   # a config that needs the host's addresses (S3 endpoint on its veth)
+            registry_config = registry_config(h)
         h.config_file.write_text(registry_config if registry_config is not None
                                  else _registry_config(k, readonly=readonly, extra=extra_config))
         tool = STANDINS / k.service_tool
