@@ -177,8 +177,7 @@ def inspect_bucket(settings: S3Settings) -> BucketFacts:
 
     facts = BucketFacts(settings=settings)
     try:
-        client = make_client(settings, timeout=5, max_attempts=3)
-        client.head_bucket(Bucket=settings.bucket)
+        client = make_client(settings, timeout=5, max_attempts=2)
         page = client.list_objects_v2(Bucket=settings.bucket, Prefix=settings.prefix + "docker/", MaxKeys=1)
         facts.root_present = bool(page.get("KeyCount") or page.get("Contents"))
         page = client.list_objects_v2(Bucket=settings.bucket, Prefix=settings.prefix + REPOSITORIES, MaxKeys=1)
@@ -217,8 +216,8 @@ def evaluate_bucket(facts: BucketFacts) -> list[tuple[str, bool, str]]:
     for name, problem in (("bucket_reachable", facts.reachable), ("s3_credentials", facts.credentials),
                           ("bucket", facts.bucket)):
         if problem is not None:
-            hint = {"bucket_reachable": f"cannot reach {s.endpoint_url or 'AWS S3'}: {problem}; "
-                                        "set [instance.s3] endpoint_url to the address this machine reaches",
+            hint = {"bucket_reachable": f"{problem}; set [instance.s3] endpoint_url to the address this machine "
+                                        "reaches",
                     "s3_credentials": problem, "bucket": problem}[name]
             return checks + [(name, False, hint)]
         checks.append((name, True, {"bucket_reachable": s.endpoint_url or "AWS S3",
