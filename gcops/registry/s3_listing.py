@@ -49,6 +49,8 @@ class Listing:
 class _Task:
     prefix: str                 # Prefix= of the listing
     delimiter: bool = False     # a level read with Delimiter="/"
+    split: bool = False         # a level whose sub-directories are grouped (or descended when few)
+    budget: int = 0             # split: about how many tasks its sub-directories become
     parent: str = ""            # grouped: the level the group belongs to
     first: str = ""             # grouped: first and last CommonPrefix of the group (inclusive)
     last: str = ""
@@ -174,15 +176,15 @@ class _Walk:
         self._add(part)
         rel = task.prefix[len(self.root):]
         found: list[_Task] = []
-        plain = []
-        for d in dirs:
-            sub = d[len(self.root):]
-            if sub in DESCEND:
-                found.append(_Task(prefix=d, delimiter=True))
-            else:
-                plain.append(d)
-        if rel in GROUPED:
-            count = self.concurrency * 2 if rel == BLOB_DIRS else self.concurrency
+        # the known levels were all scheduled at the start (see walk): not again
+        plain = [d for d in dirs if d[len(self.root):] not in DESCEND + GROUPED]
+        if task.split and rel != BLOB_DIRS and plain and task.budget // len(plain) >= 2:
+            # few repositories (or namespaces): one level deeper, sharing the budget, so that no single
+            # group is most of the work and no level becomes hundreds of tiny listings
+            found.extend(_Task(prefix=d, delimiter=True, split=True, budget=task.budget // len(plain))
+                         for d in plain)
+        elif task.split:
+            count = task.budget
             if rel == BLOB_DIRS and len(plain) == 256:
                 count = 16 if self.concurrency <= 16 else 32    # whole first-hex (or half) runs: exact prefixes
             for first, last in _groups(sorted(plain), count):
@@ -195,7 +197,11 @@ class _Walk:
 
     def walk(self) -> Listing:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="gcops-s3") as pool:
-            pending: set[Future] = {pool.submit(self.run_task, _Task(prefix=self.root, delimiter=True))}
+            # Every known level at once (a level that does not exist answers empty): no round trip waits
+            # for its parent. Each level counts only its own objects and schedules unknown sub-directories.
+            levels = [_Task(prefix=self.root + rel, delimiter=True, split=rel in GROUPED, budget=self.concurrency)
+                      for rel in DESCEND + GROUPED]
+            pending: set[Future] = {pool.submit(self.run_task, task) for task in levels}
             try:
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
