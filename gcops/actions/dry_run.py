@@ -14,7 +14,7 @@ from gcops.config import Config, Instance
 from gcops.hosts import HostError, connect
 from gcops.maintenance import gc_command, ssh_settings
 from gcops.playbooks import render
-from gcops.registry import storage
+from gcops.registry import s3, storage
 from gcops.registry.config_file import RegistryConfigError, with_read_only
 
 
@@ -31,7 +31,7 @@ def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dic
     try:
         host = connect(first, ssh_settings(instance))
         try:
-            facts = preflight.gather(host, vars)
+            facts = preflight.gather(host, vars, s3_overrides=instance.s3)   # hook(s3)
             root = facts.storage_root or root
             try:
                 preflight.refuse_unless_safe(preflight.evaluate(facts, vars, opts.mode))
@@ -42,6 +42,7 @@ def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dic
                     new = with_read_only(facts.config_bytes).decode()
                     diff = "".join(difflib.unified_diff(facts.config_bytes.decode().splitlines(True),
                                                         new.splitlines(True), vars["config"], vars["config"]))
+                    diff = s3.redact(diff)   # hook(s3): the context lines may show storage.s3.secretkey
                 except RegistryConfigError as exc:
                     refused = refused or str(exc)
         finally:
@@ -53,7 +54,10 @@ def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dic
                                                                       f"host keys: {instance.host_key_policy})"))
     steps.append(f"preflight: read {vars['config']}, GET {vars['registry_url']}/v2/, check {vars['registry']}, "
                  f"metadata database off, storage {root} present without lockfiles/database-in-use")
-    steps.append(f"measure: {storage.measure_command(root)}")
+    if root.startswith("s3://"):   # hook(s3)
+        steps.append(f"measure: list {root} from this machine (ListObjectsV2, in parallel)")
+    else:
+        steps.append(f"measure: {storage.measure_command(root)}")
     steps.append(f"record intent: {state_dir}/journal/{instance.name}/ and {state}/ "
                  f"(lock, original config bytes, marker); arm a watchdog restoring after "
                  f"max_window {opts.max_window:g}s + {hostside.GRACE_SECONDS}s")

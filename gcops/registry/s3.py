@@ -14,6 +14,7 @@ client, the preflight checks and the sizes of named blobs.
 from __future__ import annotations
 
 import posixpath
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
@@ -245,6 +246,14 @@ def gather(config_bytes: bytes, overrides: S3Overrides | None) -> BucketFacts:
     except S3ConfigError as exc:
         return BucketFacts(error=str(exc))
     return inspect_bucket(settings)
+
+
+_SECRET_LINE = re.compile(r"(?im)^([ +-]?[ \t]*(?:secretkey|sessiontoken)[ \t]*:[ \t]*)(\S.*)$")
+
+
+def redact(config_text: str) -> str:
+    """Config text (or a diff of it) with the S3 secret key's value replaced by ***."""
+    return _SECRET_LINE.sub(lambda m: m.group(1) + "***", config_text)
 
 
 def journal_safe(config_bytes: bytes) -> bool:

@@ -89,6 +89,11 @@ def test_plan_then_run_on_s3_over_ssh(host_factory, s3_server, tmp_path):
     assert bucket_state(s3_server, h)[1] == keys_before          # plan changed nothing
     assert planned["storage_bytes"] == bytes_before
 
+    dry = gcops(tmp_path, h, s3_server.url, "run", "--dry-run")
+    assert dry.returncode == 0 and "secretkey: ***" in dry.stdout and f"s3://{BUCKET}/s3run" in dry.stdout
+    assert_secret_nowhere(s3_server.secret_key, dry, tmp_path)
+    assert bucket_state(s3_server, h)[1] == keys_before and h.config_file.read_bytes() == config_before
+
     # the registry's own GC, run by gcops on the host, is slowed so a pushing client meets the window
     slow = tmp_path / "slow-registry"
     slow.write_text("#!/bin/sh\nsleep 1\nexec /usr/bin/docker-registry \"$@\"\n")

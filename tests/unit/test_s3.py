@@ -139,3 +139,9 @@ def test_instance_s3_errors_name_the_key(tmp_path):
     text = str(err.value)
     assert "at 'instance[0].s3.endpoint_url'" in text and "at 'instance[0].s3.secretkey': unknown key" in text
     assert "at 'instance[0].s3.concurrency'" in text
+
+
+def test_redact_hides_the_secret_in_config_text_and_diffs():
+    diff = " storage:\n+  maintenance:\n   s3:\n     secretkey: " + SECRET + "\n-    SecretKey:  x y\n"
+    out = s3.redact(diff)
+    assert SECRET not in out and "secretkey: ***" in out and "SecretKey:  ***" in out and "maintenance" in out
