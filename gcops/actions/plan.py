@@ -62,7 +62,7 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
             digests = [line.strip().decode("ascii") for line in spool if line.strip()]
             digests.extend(f"sha256:{d}" for d in sorted(extra))
             if facts.bucket is not None:   # hook(s3): blob sizes from the bucket
-                sized = str(s3.blob_sizes(facts.bucket.settings, digests))
+                sized = str(s3.blob_sizes(facts.bucket.settings, digests)[0])
             else:
                 sized = host.run(storage.blobs_size_command(root), input=storage.blob_paths_input(digests),
                                  timeout=None).text.strip() if digests else "0"

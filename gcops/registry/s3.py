@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
@@ -273,34 +272,17 @@ def measure(settings: S3Settings, on_progress: Callable[[int, int], None] | None
     return StorageSnapshot(storage_bytes=listing.total_bytes, fs_used_bytes=None, blobs=listing.blobs)
 
 
-def blob_key(prefix: str, digest: str) -> str:
-    hexpart = digest.split(":", 1)[-1]
-    return f"{prefix}{BLOBS}{hexpart[:2]}/{hexpart}/data"
+def blob_sizes(settings: S3Settings, digests: Iterable[str]) -> tuple[int, StorageSnapshot]:
+    """(bytes of the named blobs' data objects, the storage) from one parallel listing of the bucket.
 
+    A digest with no object counts 0. Raises S3Error."""
+    from gcops.registry.s3_listing import list_storage
 
-def blob_sizes(settings: S3Settings, digests: Iterable[str]) -> int:
-    """Sum of the sizes of the named blobs' data objects (HEAD each, in parallel); a missing one counts 0.
-
-    Raises S3Error when the bucket cannot be read."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from gcops.registry.s3_listing import S3Error
-
-    client = make_client(settings)
-
-    def size(digest: str) -> int:
-        try:
-            return int(client.head_object(Bucket=settings.bucket, Key=blob_key(settings.prefix, digest))
-                       ["ContentLength"])
-        except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return 0
-            raise S3Error(f"{settings.where}: {describe_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise S3Error(f"{settings.where}: {describe_error(exc)}") from exc
-
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        return sum(pool.map(size, sorted(set(digests))))
+    wanted = frozenset(d.split(":", 1)[-1] for d in digests)
+    listing = list_storage(make_client(settings), settings.bucket, settings.prefix,
+                           concurrency=settings.concurrency, select=wanted)
+    return listing.selected_bytes, StorageSnapshot(storage_bytes=listing.total_bytes, fs_used_bytes=None,
+                                                   blobs=listing.blobs)
 
 
 def with_concurrency(settings: S3Settings, concurrency: int) -> S3Settings:

@@ -42,6 +42,8 @@ class Listing:
     objects: int = 0
     blob_bytes: int = 0        # blob data objects: <root>/docker/registry/v2/blobs/sha256/xx/<hex>/data
     blobs: int = 0
+    selected_bytes: int = 0    # blobs whose digest was asked for (plan's eligible blobs)
+    selected: int = 0
     requests: int = 0
 
 
@@ -88,8 +90,9 @@ def _groups(dirs: list[str], count: int) -> list[tuple[str, str]]:
 
 class _Walk:
     def __init__(self, client, bucket: str, root: str, concurrency: int,
-                 on_progress: Callable[[int, int], None] | None):
+                 on_progress: Callable[[int, int], None] | None, select: frozenset[str] = frozenset()):
         self.client, self.bucket, self.root = client, bucket, root
+        self.select = select
         self.concurrency = max(1, concurrency)
         self.on_progress = on_progress
         self.lock = threading.Lock()
@@ -114,6 +117,8 @@ class _Walk:
             t.objects += part.objects
             t.blob_bytes += part.blob_bytes
             t.blobs += part.blobs
+            t.selected_bytes += part.selected_bytes
+            t.selected += part.selected
             objects, size = t.objects, t.total_bytes
         if self.on_progress is not None:
             self.on_progress(objects, size)
@@ -124,6 +129,9 @@ class _Walk:
         if _is_blob_data(key, self.root):
             part.blobs += 1
             part.blob_bytes += size
+            if self.select and key.rsplit("/", 2)[-2] in self.select:
+                part.selected += 1
+                part.selected_bytes += size
 
     def run_task(self, task: _Task) -> list[_Task]:
         """List one task to its end; give the tasks it discovered (delimiter levels only)."""
@@ -216,9 +224,11 @@ class _Walk:
 
 
 def list_storage(client, bucket: str, root: str, *, concurrency: int = 16,
-                 on_progress: Callable[[int, int], None] | None = None) -> Listing:
-    """Totals of every object whose key starts with `root` ("" or "<dir>/"). Raises S3Error."""
-    return _Walk(client, bucket, root, concurrency, on_progress).walk()
+                 on_progress: Callable[[int, int], None] | None = None,
+                 select: frozenset[str] = frozenset()) -> Listing:
+    """Totals of every object whose key starts with `root` ("" or "<dir>/"); with `select` (hex
+    digests), also the bytes of those blobs. Raises S3Error."""
+    return _Walk(client, bucket, root, concurrency, on_progress, select).walk()
 
 
 def list_sequential(client, bucket: str, root: str) -> Listing:

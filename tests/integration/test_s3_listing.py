@@ -54,6 +54,11 @@ def test_parallel_listing_counts_every_object_once(awkward_bucket, concurrency):
     got = list_storage(server.client(), "awkward", "reg/", concurrency=concurrency)
     assert (got.total_bytes, got.objects, got.blobs) == (expected_bytes, sum(k.startswith("reg/") for k in keys),
                                                          expected_blobs)
+    picked = {k.split("/")[7]: n % 97 for n, k in enumerate(keys)
+              if k.startswith("reg/docker/registry/v2/blobs/sha256/") and n % 7 == 0 and n < 300}
+    chosen = list_storage(server.client(), "awkward", "reg/", concurrency=concurrency,
+                          select=frozenset(picked) | {"f" * 64})           # one digest with no object
+    assert (chosen.selected, chosen.selected_bytes) == (len(picked), sum(picked.values()))
     seq = list_sequential(server.client(), "awkward", "reg/")
     assert (seq.total_bytes, seq.objects, seq.blobs, seq.blob_bytes) == (
         got.total_bytes, got.objects, got.blobs, got.blob_bytes)
