@@ -29,6 +29,8 @@ LOCKFILE = "docker/registry/lockfiles/database-in-use"
 REPOSITORIES = "docker/registry/v2/repositories/"
 BLOBS = "docker/registry/v2/blobs/sha256/"
 SUPPORTED = ("filesystem", "s3")
+DELETE_UNTAGGED_REFUSED = ("--delete-untagged is not supported on S3 storage yet (gcops' protection of index "
+                           "children reads the repository links on the host's filesystem); run without it")
 
 
 class S3ConfigError(Exception):
