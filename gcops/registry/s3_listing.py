@@ -163,6 +163,7 @@ class _Walk:
             self._add(part)          # page by page: live progress, nothing kept
             part = Listing()
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            del page                 # not held while the next page is awaited: memory stays one page per thread
             if done or not token:
                 break
         self._add(part)
@@ -179,6 +180,7 @@ class _Walk:
                 self._count(part, obj["Key"], int(obj.get("Size", 0)))
             dirs.extend(cp["Prefix"] for cp in page.get("CommonPrefixes", ()))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            del page
             if not token:
                 break
         self._add(part)
