@@ -188,7 +188,7 @@ class _Walk:
         found: list[_Task] = []
         # the known levels were all scheduled at the start (see walk): not again
         plain = [d for d in dirs if d[len(self.root):] not in DESCEND + GROUPED]
-        if task.split and rel != BLOB_DIRS and plain and task.budget // len(plain) >= 2:
+        if task.split and rel != BLOB_DIRS and plain and task.budget // len(plain) >= 4:
             # few repositories (or namespaces): one level deeper, sharing the budget, so that no single
             # group is most of the work and no level becomes hundreds of tiny listings
             found.extend(_Task(prefix=d, delimiter=True, split=True, budget=task.budget // len(plain))
