@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from ruamel.yaml import YAML
@@ -285,7 +285,3 @@ def blob_sizes(settings: S3Settings, digests: Iterable[str]) -> tuple[int, Stora
                            concurrency=settings.concurrency, select=wanted)
     return listing.selected_bytes, StorageSnapshot(storage_bytes=listing.total_bytes, fs_used_bytes=None,
                                                    blobs=listing.blobs)
-
-
-def with_concurrency(settings: S3Settings, concurrency: int) -> S3Settings:
-    return replace(settings, concurrency=concurrency)

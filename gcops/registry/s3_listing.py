@@ -4,16 +4,21 @@ A sequential ListObjectsV2 walk pays one round trip per 1000 keys, one after
 the other. Here the key space is cut into disjoint parts that are listed at
 once by `concurrency` threads:
 
-* the levels above the data (`<root>/`, `docker/`, `docker/registry/`,
-  `docker/registry/v2/`, `.../blobs/`) are read with Delimiter="/": each
-  answer gives the objects directly at that level (counted there) and the
+* every level of the layout (`<root>/`, `docker/`, `docker/registry/`,
+  `docker/registry/v2/`, `.../blobs/`, `.../blobs/sha256/`, `.../repositories/`)
+  is read at once with Delimiter="/" (a missing level answers empty): each
+  answer gives the objects directly at that level (counted there) and its
   sub-"directories" (CommonPrefixes), an exact partition of the level;
 * the blob directories under `blobs/sha256/` (256 two-hex dirs) and the
   repositories under `repositories/` are grouped into contiguous runs, one
   task each, listed with the longest common prefix of the run (so a group of
   `sha256/a0/`..`sha256/af/` is simply Prefix=".../sha256/a", which a server
-  answers without reading past it) plus StartAfter and a stop key;
+  answers without reading past it) plus StartAfter and a stop key; very few
+  top-level repository names are read one level deeper first;
 * any other sub-directory is one task, listed whole.
+
+Fewer, fuller requests beat many small ones: a server's cost per request
+grows with the bucket (moto walks every key of the bucket on each call).
 
 Each task keeps two counters, never a key list, so memory does not grow with
 the bucket. Throttling (SlowDown, 503) is retried with backoff by botocore's
