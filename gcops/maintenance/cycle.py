@@ -126,6 +126,7 @@ class InstanceCycle:
 
     def _prepare(self) -> None:
         """Work done while writes are still accepted: finding what the window will remove."""
+        self.collector.prepare(self.gc_node)
         if self.options.delete_untagged:
             self._step("find_untagged", host=self.gc_node.address)
             untagged = UntaggedRemoval(self.gc_node, self.log)
