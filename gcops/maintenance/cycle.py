@@ -39,7 +39,7 @@ class InstanceCycle:
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
-        self.collector = RegistryGC(instance)
+        self.collector = RegistryGC(instance, self.log)
         self.collected = Collected()
         self.steps: list = []          # inside the window, before the collector (apply(node))
         self.after_steps: list = []    # inside the window, after it (apply_after(node, collected)): caches

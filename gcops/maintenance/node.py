@@ -185,8 +185,7 @@ def leave(node: Node, instance: Instance, state_dir, log) -> outcomes.LeaveOutco
                           f"{outcome.probe_after_gc}): was `gitlab-ctl reconfigure` run? Check the registry "
                           "and its storage")
     journal.remove_intent(state_dir, instance.name, node.address, node.plan.run_id)
-    if outcome.restored_here:
-        node.window_end = outcome.window_end
-    log.info("restored", host=node.address, by="gcops" if outcome.restored_here else "an earlier restore",
+    node.window_end = outcome.window_end
+    log.info("restored", host=node.address, by=outcome.kv.get("restored_by") or outcome.kv.get("restore_by"),
              probe_after=outcome.kv.get("probe_after"))
     return outcome
