@@ -290,7 +290,7 @@ def config_validate(ctx):
 
 def main() -> None:
     try:
-        main_group(standalone_mode=False)
+        main_group(prog_name="gcops", standalone_mode=False)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"gcops: {problem}", err=True)
