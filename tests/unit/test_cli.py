@@ -119,7 +119,16 @@ def test_bash_completion_script():
     assert "plain,recover" in words and "plain,report" in words
 
 
-def test_internal_error_is_one_line_and_traceback_only_with_v(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def restore_logging():
+    """cli.main() points structlog at the captured stderr; later tests must not log into a closed file."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()
+
+
+def test_internal_error_is_one_line_and_traceback_only_with_v(tmp_path, monkeypatch, capsys, restore_logging):
     import gcops.cli as cli
 
     config = tmp_path / "gcops.toml"
