@@ -37,14 +37,14 @@ def render_table(runs: list[dict], *, width: int | None = None, wide: bool = Fal
     """
     if width is None and not wide:
         width = terminal_width()
-    columns = [Column("Started (UTC)", compact=_short_when), Column("Instance", fold=True), Column("Status"),
+    columns = [Column("Started", compact=_short_when), Column("Instance", fold=True), Column("Status"),
                *(col for col, _ in _FIGURE_COLUMNS), _ERROR]
     rows = []
     for row in result_rows(runs):
         rows.append([_when(row.started_at), row.instance, status_text(row),
                      *(human_figure(key, row.figure(key)) for _, key in _FIGURE_COLUMNS), row.error])
-    text, dropped = fit_table("gcops: space reclaimed by registry garbage collection", columns, rows,
-                              None if wide else width)
+    title = "gcops: space reclaimed by registry garbage collection (times in UTC)"
+    text, dropped = fit_table(title, columns, rows, None if wide else width)
     lines = [text, totals_line(totals_of(runs))]
     if _ERROR.title in dropped:
         for row in rows:
