@@ -121,7 +121,7 @@ playbook = "distribution"
         combine_known_hosts([bastion, target], known_hosts)
         du_before = images.storage_du(target)
         seen = len(accepted_logins(target))
-        ok = run_gcops("run", "--json", "-v", "--config", str(config))  # global options after the command
+        ok = run_gcops("run", "prod", "--json", "-v", "--config", str(config))  # global options after the command
         doc = json_doc(ok)
         assert ok.returncode == 0, ok.stderr
         [inst] = doc["instances"]

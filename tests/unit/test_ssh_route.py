@@ -82,3 +82,31 @@ def test_proxyjump_loop_is_an_error_not_a_hang():
 def test_missing_default_file_is_no_config(tmp_path):
     [target] = resolve_route("prod", read_ssh_config(tmp_path / "absent"), DEFAULTS)
     assert target.hostname == "prod"
+
+
+def _config(tmp_path, ssh: str, instance_extra: str = "") -> Path:
+    path = tmp_path / "gcops.toml"
+    path.write_text(f'[ssh]\n{ssh}\n[[instance]]\nname = "prod"\nhost = "registry-prod"\nplaybook = "distribution"\n'
+                    f"{instance_extra}")
+    return path
+
+
+def test_config_records_which_ssh_keys_the_user_set(tmp_path, monkeypatch):
+    from gcops.config import load_config
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host registry-prod\n    User admin\n")
+    [inst] = load_config(_config(tmp_path, f'config_file = "{ssh_config}"\nport = 2222', 'user = "ops"\n')).instances
+    assert inst.ssh_config_file == ssh_config and inst.ssh_explicit == frozenset({"port", "user"})
+    [inst] = load_config(_config(tmp_path, "")).instances   # default ~/.ssh/config absent: no config, no error
+    assert inst.ssh_config_file is None and inst.ssh_explicit == frozenset()
+
+
+def test_a_set_ssh_config_file_that_is_missing_is_a_config_error(tmp_path):
+    from gcops.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(_config(tmp_path, f'config_file = "{tmp_path / "nope"}"'))
+    [line] = info.value.problems
+    assert "at 'ssh.config_file'" in line and "cannot read ssh config file" in line
