@@ -198,7 +198,7 @@ class SSHSettings:
 
 
 class SSHHost:
-    """Commands run on a remote host over one SSH connection (fabric/paramiko)."""
+    """Commands run on a remote host over one SSH connection (paramiko; through jump hosts per the ssh config)."""
 
     def __init__(self, address: str, settings: SSHSettings):
         self.name = address
