@@ -14,6 +14,7 @@ import pytest
 
 from gcops.report.rows import human_bytes
 from tests.harness.gcops_cli import REPO, instance_block, run_gcops, write_config
+from tests.harness.hosts import combine_known_hosts
 from tests.integration.conftest import make_garbage, slow_registry, wait_for
 
 NAMES = ("registry-eu-west-prod-1", "gitlab-omnibus-ci-cache")   # long names: the first thing a narrow table cuts
@@ -76,10 +77,7 @@ def test_live_view_then_run_table_and_report_fit_80_columns(host_factory, tmp_pa
     config = write_config(tmp_path / "gcops.toml",
                           [instance_block(name, h, vars={"registry": str(slow)}) for name, h in zip(NAMES, hosts)],
                           state_dir=tmp_path / "state", client_key=hosts[0].client_key,
-                          known_hosts=hosts[0].known_hosts)
-    config.write_text(config.read_text().replace(f'known_hosts = "{hosts[0].known_hosts}"',
-                                                 f'known_hosts = "{tmp_path / "known_hosts"}"'))
-    (tmp_path / "known_hosts").write_text("".join(h.known_hosts.read_text() for h in hosts))
+                          known_hosts=combine_known_hosts(hosts, tmp_path / "known_hosts"))
 
     terminal.type(gcops_line("run", *NAMES, "--config", str(config)) + "; echo gcops-exit=$?")
 
