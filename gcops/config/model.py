@@ -63,6 +63,8 @@ class Instance:
     mode: str
     delete_untagged: bool
     max_window: float
+    ssh_config_file: Path | None = None        # [ssh] config_file, None when absent
+    ssh_explicit: frozenset[str] = frozenset()  # user/port/identity_file set in the gcops config (win over ssh_config)
 
     @property
     def is_local(self) -> bool:

@@ -259,6 +259,9 @@ SSH: dict[str, Key] = {
     "host_key_policy": choice(("strict", "accept-new"), "strict"),
     "sudo": boolean(False),
     "connect_timeout": duration("10s"),
+    "config_file": path("~/.ssh/config", empty_is_none=True,
+                        doc="OpenSSH client config (Host, HostName, User, Port, IdentityFile, ProxyJump); "
+                            "a missing default file is fine; empty: none"),
 }
 
 HOOKS: dict[str, Key] = {

@@ -34,7 +34,8 @@ class WindowFailed(Exception):
 def ssh_settings(instance: Instance) -> SSHSettings:
     return SSHSettings(user=instance.user, port=instance.port, identity_file=instance.identity_file,
                        known_hosts=instance.known_hosts, host_key_policy=instance.host_key_policy,
-                       sudo=instance.sudo, connect_timeout=instance.connect_timeout)
+                       sudo=instance.sudo, connect_timeout=instance.connect_timeout,
+                       config_file=instance.ssh_config_file, explicit=instance.ssh_explicit)  # hook(cli)
 
 
 def gc_command(instance: Instance, *, dry_run: bool = False) -> str:
