@@ -128,6 +128,9 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
         for inst in doc["instances"]:
             if inst["error"]:
                 click.echo(f"{inst['name']}: {inst['status']}: {inst['error']}", err=True)
+            if inst.get("read_only_verified") is False:  # hook(verify)
+                click.echo(f"{inst['name']}: warning: read-only was NOT verified (writes need authentication; "
+                           "set [instance.probe] credentials)", err=True)
     sys.exit(doc["exit_code"])
 
 

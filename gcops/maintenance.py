@@ -19,12 +19,13 @@ from typing import Callable
 
 import structlog
 
-from gcops import hostside, journal, preflight
+from gcops import hostside, journal, preflight, window_guards
 from gcops.config import Instance
 from gcops.hosts import (Cancelled, CommandTimeout, ConnectionLost, Host, HostError, SSHSettings, connect)
 from gcops.playbooks import render
 from gcops.registry import storage
 from gcops.registry.config_file import RegistryConfigError, with_read_only
+from gcops.registry.redis_cache import PurgeFailed
 from gcops.registry.gc_output import GCOutputParser, GCSummary
 from gcops.registry.untagged import UntaggedScan
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
@@ -87,6 +88,7 @@ class InstanceCycle:
         self.untagged: UntaggedScan | None = None
         self.doomed: dict[str, set[str]] = {}
         self.untagged_deleted = 0
+        self.verified: dict[str, bool] = {}   # hook(verify): per node address, read-only proven by a 405
 
     # -- the cycle ---------------------------------------------------------------------------
     def execute(self) -> InstanceResult:
@@ -162,6 +164,10 @@ class InstanceCycle:
             node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.nodes[0])
             checks = preflight.evaluate(node.facts, self.instance.vars, self.options.mode)
             preflight.refuse_unless_safe(checks)
+            try:  # hook(verify): a Redis cache gcops could not purge refuses the instance up front
+                window_guards.check_redis_config(node.facts.config_bytes)
+            except RegistryConfigError as exc:
+                raise preflight.Refused(f"{node.address}: {self.instance.vars['config']}: {exc}") from exc
             if node.facts.leftover or node.facts.lock is not None:
                 self._recover_leftover(node)
         roots = {n.facts.storage_root for n in self.nodes}
@@ -226,20 +232,53 @@ class InstanceCycle:
         try:
             for node in self.nodes[1:]:
                 self._check_cancel()
-                self._enter(node)
+                self._enter_guarded(node)  # hook(verify)
                 self._verify_window(node)
             self._check_cancel()
-            if self.doomed:
-                self._enter(first)
-                self._delete_untagged(first)
+            guard = window_guards.needs_verification(self.instance, first.facts.kv.get("registry_http"),
+                                                     self.options.mode)  # hook(verify)
+            if self.doomed or guard:
+                self._enter_guarded(first)  # hook(verify)
+                if self.doomed:
+                    self._delete_untagged(first)
                 self._run_window(first, enter=False)
             else:
                 self._run_window(first, enter=True)
         finally:
             self._leave_all()
         self._collect_gc_output(first)
+        if self.gc_started:  # hook(verify): in the new window this belongs BEFORE the leave (writes still refused)
+            self._purge_descriptors(first)
+        if self.verified and self.gc_started:  # hook(verify)
+            self.result.read_only_verified = all(self.verified.values())
         if self.notes:
             raise _WindowFailed(self.notes.pop(0))
+
+    # -- hook(verify): read-only proven behind auth, Redis descriptors purged (gcops/window_guards.py) --
+    def _enter_guarded(self, node: Node) -> None:
+        """Enter; where the host's own check cannot judge (auth), prove read-only from here or refuse GC."""
+        if not window_guards.needs_verification(self.instance, node.facts.kv.get("registry_http"), self.options.mode):
+            self._enter(node)
+            return
+        try:
+            mark = window_guards.read_only_mark(node.host, node.plan.config_path)
+        except ValueError:
+            mark = None
+        self._enter(node)
+        verdict = window_guards.verify_read_only(node.host, self.instance, mark)
+        if not verdict.ok_to_collect:
+            raise _WindowFailed(f"{node.address}: {verdict.reason}")
+        self.verified[node.address] = verdict.verified
+
+    def _purge_descriptors(self, node: Node) -> None:
+        """After GC: no Redis descriptor of a deleted blob may survive; a failed purge fails the run."""
+        self._step("purge_descriptors", host=node.address)
+        try:
+            window_guards.purge_redis(node.host, node.facts.config_bytes, node.facts.storage_root)
+        except (PurgeFailed, RegistryConfigError, HostError) as exc:
+            self.notes.append(f"{node.address}: stale blob descriptors may remain in the registry's Redis cache "
+                              f"({exc}); pushes of deleted layers could be skipped and break images: fix it and "
+                              "run gcops again (each run purges every descriptor of a blob gone from the storage)")
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -333,6 +372,8 @@ class InstanceCycle:
             self.gc_started = True
             raise _WindowFailed(f"GC ran past max_window ({self.options.max_window:g}s); stopped and restored") from exc
         kv = hostside.parse_kv("\n".join(lines))   # a few dozen lines: the GC's own output went to a host file
+        if "gc_exit" in kv and node.plan.mode == "readonly":  # hook(verify): the host script saw 405 (or only 401)
+            self.verified.setdefault(node.address, any(line.endswith("write probe before GC: 405") for line in lines))
         if enter:
             self._entered(node, code, kv, write_config)
         self.result.gc_seconds = _span(kv.get("gc_start"), kv.get("gc_end")) or (time.monotonic() - t0)

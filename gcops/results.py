@@ -29,6 +29,7 @@ class InstanceResult:
     window_seconds: float | None = None
     gc_seconds: float | None = None
     duration_seconds: float | None = None
+    read_only_verified: bool | None = None   # a 405 proved read-only before GC; None: not applicable / not reached
     lock_held: bool = field(default=False, repr=False)
     interrupted: bool = field(default=False, repr=False)
 

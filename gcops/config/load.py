@@ -134,6 +134,7 @@ class _InstanceBuilder:
             known_hosts=merged["known_hosts"], host_key_policy=merged["host_key_policy"],
             sudo=merged["sudo"], connect_timeout=merged["connect_timeout"], mode=merged["mode"],
             delete_untagged=merged["delete_untagged"], max_window=merged["max_window"],
+            probe=given.get("probe"),
         )
 
     def _hosts(self, raw: Mapping[str, Any], given: Mapping[str, Any], at: str) -> tuple[str, ...] | None:

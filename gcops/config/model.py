@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcops.playbooks import Playbook
+from gcops.registry.probe import ProbeCredentials
 
 LOCAL_HOST = "local"
 
@@ -63,6 +64,7 @@ class Instance:
     mode: str
     delete_untagged: bool
     max_window: float
+    probe: ProbeCredentials | None = None   # [instance.probe]
 
     @property
     def is_local(self) -> bool:

@@ -1,0 +1,20 @@
+# Registry processes serving the config "$1", with their start times on the boot clock.
+# Prints: uptime=<seconds since boot>, clk_tck=<ticks per second>, then one
+# process=<pid> <start ticks since boot> per process whose arguments include
+# "serve" and exactly "$1" (how Debian's unit, Omnibus' runit and `registry serve`
+# start it). Comparing start ticks with an uptime read before the config was written
+# tells whether the registry demonstrably restarted since; no wall clock involved.
+CFG=$1
+echo "uptime=$(cut -d ' ' -f 1 /proc/uptime)"
+tck=$(getconf CLK_TCK 2>/dev/null || true)
+echo "clk_tck=${tck:-100}"
+for d in /proc/[0-9]*; do
+  [ -r "$d/cmdline" ] || continue
+  args=$(tr '\000' '\n' < "$d/cmdline" 2>/dev/null) || continue
+  printf '%s\n' "$args" | grep -qxF serve || continue
+  printf '%s\n' "$args" | grep -qxF -- "$CFG" || continue
+  # field 22 of stat, counted after the ")" that ends the command name
+  start=$(sed 's/^.*) //' "$d/stat" 2>/dev/null | cut -d ' ' -f 20)
+  [ -n "$start" ] && echo "process=${d#/proc/} $start"
+done
+exit 0
