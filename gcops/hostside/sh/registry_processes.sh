@@ -8,8 +8,9 @@ CFG=$1
 echo "uptime=$(cut -d ' ' -f 1 /proc/uptime)"
 tck=$(getconf CLK_TCK 2>/dev/null || true)
 echo "clk_tck=${tck:-100}"
-for d in /proc/[0-9]*; do
-  [ -r "$d/cmdline" ] || continue
+# grep -l narrows /proc to the few processes whose arguments mention the config at all
+for f in $(grep -l -F -e "$CFG" /proc/[0-9]*/cmdline 2>/dev/null); do
+  d=${f%/cmdline}
   args=$(tr '\000' '\n' < "$d/cmdline" 2>/dev/null) || continue
   printf '%s\n' "$args" | grep -qxF serve || continue
   printf '%s\n' "$args" | grep -qxF -- "$CFG" || continue
