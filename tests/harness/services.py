@@ -50,3 +50,34 @@ def redis_cli(host, *args: str, password: str | None = None, db: int = 0, port: 
     cmd = " ".join(shlex.quote(a) for a in ("redis-cli", "-p", str(port), "-n", str(db), *args))
     p = host.sh(cmd, env={"REDISCLI_AUTH": password or ""})
     return p.stdout.decode().splitlines()
+
+
+TOKEN_PORT = 5001
+
+
+def token_auth(kind: str, keys_dir, users: dict[str, str]) -> dict:
+    """start_host kwargs for a registry behind Docker token auth (realm: start_token_server in the host)."""
+    from . import token_server
+    keys_dir.mkdir(parents=True)
+    token_server.make_keys(keys_dir)
+    (keys_dir / "users").write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
+    extra = (f"auth:\n  token:\n    realm: http://127.0.0.1:{TOKEN_PORT}/auth\n"
+             f"    service: {token_server.SERVICE}\n    issuer: {token_server.ISSUER}\n"
+             f"    rootcertbundle: {KINDS[kind].config_dir}/token.crt\n")
+    return {"extra_config": extra, "config_files": {"token.crt": (keys_dir / "token.crt").read_bytes()}}
+
+
+def start_token_server(host, keys_dir, timeout: float = 15) -> None:
+    """Run tests/harness/token_server.py inside the host on 127.0.0.1:TOKEN_PORT; return once it answers."""
+    import sys
+    from pathlib import Path
+    script = Path(__file__).with_name("token_server.py")
+    host.sh(f"nohup {shlex.quote(sys.executable)} {shlex.quote(str(script))} {TOKEN_PORT} "
+            f"{shlex.quote(str(keys_dir))} >{shlex.quote(str(keys_dir / 'server.log'))} 2>&1 &")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = host.sh(f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{TOKEN_PORT}/auth", check=False)
+        if p.stdout.strip() == b"401":
+            return
+        time.sleep(0.02)
+    raise HarnessError(f"{host.name}: token server did not answer within {timeout}s")

@@ -147,3 +147,26 @@ def test_probe_falls_back_to_curl_where_forwarding_is_refused(host_factory, ssh_
     assert (seen.status, seen.auth, http.forwarding) == (405, "basic", False)
     assert probe.write_probe(http, url, None).status == 401
     assert probe.write_probe(http, url, probe.ProbeCredentials(USER, "wrong")).status == 401
+
+
+def test_token_auth_probe_and_run(host_factory, tmp_path, ssh_host):
+    """GitLab's case: Docker token auth. The probe gets a bearer token from the realm with its credentials."""
+    keys = tmp_path / "token-keys"
+    h = host_factory("token", **services.token_auth("distribution", keys, {USER: PASSWORD}))
+    services.start_token_server(h, keys)
+    host = ssh_host(h)
+    url = "http://127.0.0.1:5000"
+    writable = probe.write_probe(host_http.transport_for(host), url, probe.ProbeCredentials(USER, PASSWORD))
+    assert (writable.status, writable.auth) == (400, "bearer"), writable   # authenticated, and writable
+    wrong = probe.write_probe(host_http.transport_for(host), url, probe.ProbeCredentials(USER, "wrong"))
+    assert (wrong.status, wrong.auth) == (401, "bearer")
+
+    layout = images.build_layout(tmp_path / "oci", "v1", seed=5, layer_size=4096)
+    pushed = images._skopeo(h, ["copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{PASSWORD}",
+                                f"oci:{layout}:v1", "docker://127.0.0.1:5000/team/app:v1"])   # skopeo does token auth
+    assert pushed.returncode == 0, pushed.stderr
+    proc = run_gcops("--config", str(config(tmp_path, h, "token")), "run", "--json")
+    inst = json_doc(proc)["instances"][0]
+    assert proc.returncode == 0 and inst["status"] == "ok", proc.stderr
+    assert inst["read_only_verified"] is True
+    assert PASSWORD not in proc.stdout + proc.stderr
