@@ -53,3 +53,27 @@ def test_script_finds_a_process_serving_the_config_and_sees_it_start_after_a_mar
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("shell", [["dash", "-c"], ["busybox", "sh", "-c"]])
+def test_script_judges_a_mark_itself_for_host_side_callers(shell, tmp_path):
+    cfg = str(tmp_path / "config.yml")
+
+    def judge(mark):
+        out = subprocess.run([*shell, scripts.text("registry_processes"), "x", cfg, str(mark)],
+                             capture_output=True, text=True, check=True).stdout
+        return parse_processes(out), dict(line.split("=", 1) for line in out.splitlines())["registry_restarted"]
+
+    assert judge(0)[1] == UNKNOWN                 # nothing serves this config
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "serve", cfg])
+    try:
+        for _ in range(100):
+            found, _ = judge(0)
+            if proc.pid in found.processes:
+                break
+        start = found.processes[proc.pid]
+        assert judge(start - 0.5)[1] == YES       # started after the mark: restarted
+        assert judge(start + 0.5)[1] == NO        # already running at the mark: not restarted
+    finally:
+        proc.kill()
+        proc.wait()
