@@ -93,6 +93,9 @@ def test_probe_credentials_prove_read_only_behind_htpasswd(host_factory, tmp_pat
 
 
 def test_without_credentials_gc_needs_a_real_restart(host_factory, tmp_path):
+    # another registry on the same machine serving a config of the same path (a container, another
+    # mount namespace), started earlier and never restarted: it must not count as ours
+    host_factory("decoy")
     h = auth_host(host_factory, "noauth")
     kept, doomed = garbage(h, tmp_path, 2)
     before = h.config_file.read_bytes()

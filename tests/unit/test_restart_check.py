@@ -34,6 +34,7 @@ def test_restarted_since(starts, expected):
 
 @pytest.mark.parametrize("shell", [["dash", "-c"], ["busybox", "sh", "-c"]])
 def test_script_finds_a_process_serving_the_config_and_sees_it_start_after_a_mark(shell, tmp_path):
+    (tmp_path / "config.yml").write_text("version: 0.1\n")
     cfg = str(tmp_path / "config.yml")
     run = lambda: parse_processes(subprocess.run(  # noqa: E731
         [*shell, scripts.text("registry_processes"), "x", cfg], capture_output=True, text=True, check=True).stdout)
@@ -57,6 +58,7 @@ def test_script_finds_a_process_serving_the_config_and_sees_it_start_after_a_mar
 
 @pytest.mark.parametrize("shell", [["dash", "-c"], ["busybox", "sh", "-c"]])
 def test_script_judges_a_mark_itself_for_host_side_callers(shell, tmp_path):
+    (tmp_path / "config.yml").write_text("version: 0.1\n")
     cfg = str(tmp_path / "config.yml")
 
     def judge(mark):
