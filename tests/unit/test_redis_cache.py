@@ -105,3 +105,47 @@ def test_wrong_password_is_a_failed_purge(redis_server):
     with pytest.raises(PurgeFailed) as caught:
         redis_cache.purge_descriptors(LocalHost(), bad, ["sha256:" + "c" * 64])
     assert "secret-x" not in str(caught.value)
+
+
+def test_tls_redis_is_verified_unless_insecure(tmp_path):
+    """GitLab's redis.tls: verified against the system's CAs by default; `insecure: true` skips that."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server not installed")
+    import datetime
+    import socket
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                             "--tls-cert-file", str(tmp_path / "c.pem"), "--tls-key-file", str(tmp_path / "k.pem"),
+                             "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL)
+    try:
+        insecure = RedisSettings("127.0.0.1", port, tls=True, tls_insecure=True)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert redis_cache.cached_digests(LocalHost(), insecure) == set()
+                break
+            except PurgeFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        with pytest.raises(PurgeFailed, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            redis_cache.cached_digests(LocalHost(), RedisSettings("127.0.0.1", port, tls=True))
+    finally:
+        proc.terminate()
+        proc.wait()
