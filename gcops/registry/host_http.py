@@ -8,7 +8,8 @@ Two ways, tried in this order:
 - `CurlHTTP`: `curl` run on the host (the host script `http_request.sh`) for
   servers that forbid forwarding. Everything curl is told (URL, method,
   headers, credentials) goes on its stdin as a curl config (`-K -`), so no
-  secret reaches a command line; curl uses the host's own CA store.
+  secret reaches a command line; curl checks TLS against the playbook var
+  `registry_ca_file` (a path on the host), else the host's CA store.
 
 `transport_for(host, ...)` gives the tunnel, or the curl fallback when the
 SSH server refuses forwarding.
@@ -123,10 +124,13 @@ def _curl_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def curl_config(method: str, url: str, headers: dict[str, str], body: bytes, timeout: float) -> bytes:
+def curl_config(method: str, url: str, headers: dict[str, str], body: bytes, timeout: float,
+                cacert: str = "") -> bytes:
     """The curl config (`-K -`) for one request: every value quoted, secrets included, none on argv."""
     lines = [f"url = {_curl_quote(url)}", f"request = {_curl_quote(method)}",
              f"max-time = {int(max(1, timeout))}", 'header = "Expect:"']
+    if cacert:
+        lines.append(f"cacert = {_curl_quote(cacert)}")
     lines += [f"header = {_curl_quote(f'{k}: {v}')}" for k, v in headers.items()]
     if body:
         if body.startswith(b"@"):
@@ -159,16 +163,18 @@ def parse_curl_output(raw: bytes) -> Response:
 
 
 class CurlHTTP:
-    """Requests made by `curl` on the host (the fallback where forwarding is refused)."""
+    """Requests made by `curl` on the host (the fallback where forwarding is refused).
 
-    def __init__(self, host: Host, *, timeout: float = TIMEOUT):
-        self.host, self.timeout = host, timeout
+    `cacert`: a CA bundle on the host for https (default: the host's CA store)."""
+
+    def __init__(self, host: Host, *, timeout: float = TIMEOUT, cacert: str = ""):
+        self.host, self.timeout, self.cacert = host, timeout, cacert
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                 body: bytes = b"") -> Response:
         """Give the answer. Raises HTTPFailed (no curl, no answer), HostError."""
         _split(url)
-        config = curl_config(method, url, headers or {}, body, self.timeout)
+        config = curl_config(method, url, headers or {}, body, self.timeout, self.cacert)
         result = self.host.run(scripts.command("http_request"), input=config, timeout=self.timeout + 15,
                                check=False)
         if result.exit_code == 127:
@@ -185,9 +191,10 @@ class CurlHTTP:
 class FallbackHTTP:
     """The tunnel; after the server refuses forwarding once, curl on the host for every request."""
 
-    def __init__(self, host: Host, *, ca_file: Path | None = None, timeout: float = TIMEOUT):
+    def __init__(self, host: Host, *, ca_file: Path | None = None, host_ca_file: str = "",
+                 timeout: float = TIMEOUT):
         self.tunnel = TunnelHTTP(host, ca_file=ca_file, timeout=timeout)
-        self.curl = CurlHTTP(host, timeout=timeout)
+        self.curl = CurlHTTP(host, timeout=timeout, cacert=host_ca_file)
         self.forwarding = True
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
@@ -200,6 +207,8 @@ class FallbackHTTP:
         return self.curl.request(method, url, headers=headers, body=body)
 
 
-def transport_for(host: Host, *, ca_file: Path | None = None, timeout: float = TIMEOUT) -> FallbackHTTP:
-    """How to reach URLs from `host`'s side: a forwarded channel, else curl on the host."""
-    return FallbackHTTP(host, ca_file=ca_file, timeout=timeout)
+def transport_for(host: Host, *, ca_file: Path | None = None, host_ca_file: str = "",
+                  timeout: float = TIMEOUT) -> FallbackHTTP:
+    """How to reach URLs from `host`'s side: a forwarded channel (TLS checked here against `ca_file`, a
+    path on this machine), else curl on the host (against `host_ca_file`, a path on the host)."""
+    return FallbackHTTP(host, ca_file=ca_file, host_ca_file=host_ca_file, timeout=timeout)

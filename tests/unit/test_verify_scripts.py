@@ -8,7 +8,7 @@ import pytest
 
 from gcops.hostside import scripts
 
-NAMES = ("http_request", "registry_processes", "blobs_missing")
+NAMES = ("http_request", "blobs_missing")
 SHELLS = [["dash", "-c"], ["busybox", "sh", "-c"]]
 
 
