@@ -109,7 +109,9 @@ def test_curl_config_quotes_every_value_and_keeps_secrets_off_argv():
     config = host_http.curl_config("PUT", "http://h/v2/x", {"Authorization": 'Basic "q"\\'}, b"{}", 10).decode()
     assert 'url = "http://h/v2/x"' in config and 'request = "PUT"' in config
     assert 'header = "Authorization: Basic \\"q\\"\\\\"' in config
-    assert 'data-binary = "{}"' in config
+    assert 'data-binary = "{}"' in config and "cacert" not in config
+    assert 'cacert = "/etc/ssl/reg ca.pem"' in host_http.curl_config("GET", "https://h/", {}, b"", 10,
+                                                                       "/etc/ssl/reg ca.pem").decode()
     with pytest.raises(ValueError):
         host_http.curl_config("GET", "http://h/\nx", {}, b"", 10)
     with pytest.raises(ValueError):
