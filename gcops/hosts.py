@@ -52,6 +52,10 @@ class CommandTimeout(HostError):
     """A command ran past its deadline."""
 
 
+class ForwardingRefused(HostError):
+    """The SSH server refuses TCP forwarding (AllowTcpForwarding no): use a command on the host instead."""
+
+
 class Cancelled(Exception):
     """The caller asked a running command to stop waiting (SIGINT/SIGTERM)."""
 
@@ -85,6 +89,8 @@ class Host(Protocol):
 
     def stream(self, command: str, on_line: Callable[[str], None], *, input: bytes | None = None,
                deadline: float | None = None, cancel: threading.Event | None = None) -> tuple[int, list[str]]: ...
+
+    def open_tcp(self, address: str, port: int, *, timeout: float = 10) -> socket.socket: ...
 
     def close(self) -> None: ...
 
@@ -176,6 +182,13 @@ class LocalHost:
                 # gcops stops waiting; the caller kills the GC by its pid file
                 # so that the host-side record of it stays the single truth.
                 threading.Thread(target=proc.wait, daemon=True).start()
+
+    def open_tcp(self, address: str, port: int, *, timeout: float = 10) -> socket.socket:
+        """A connected socket to address:port (this machine is the host). Raises HostError."""
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            raise HostError(f"local: cannot connect to {address}:{port}: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         pass
@@ -283,6 +296,28 @@ class SSHHost:
             raise ConnectionLost(f"{self.name}: SSH connection lost (no exit status)")
         return code
 
+    def open_tcp(self, address: str, port: int, *, timeout: float = 10) -> socket.socket:
+        """A socket to address:port as the host sees it, through an SSH direct-tcpip channel.
+
+        The channel is bridged to one end of a socketpair, so callers get real
+        socket semantics (ssl, http.client, timeouts). Raises ForwardingRefused
+        when the server forbids forwarding, HostError when the host cannot
+        connect to address:port, ConnectionLost when the connection is gone.
+        """
+        transport = self._conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLost(f"{self.name}: SSH connection lost")
+        try:
+            chan = transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+                raise ForwardingRefused(f"{self.name}: the SSH server refuses TCP forwarding "
+                                        f"(to {address}:{port})") from exc
+            raise HostError(f"{self.name}: cannot connect to {address}:{port} from the host: {exc.text}") from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionLost(f"{self.name}: SSH connection lost: {exc}") from exc
+        return _bridge(chan)
+
     def _alive(self) -> bool:
         transport = self._conn.client.get_transport()
         return transport is not None and transport.is_active()
@@ -292,6 +327,44 @@ class SSHHost:
             self._conn.close()
         except Exception:  # closing a dead connection must not mask the real error
             pass
+
+
+def _bridge(chan: paramiko.Channel) -> socket.socket:
+    """One end of a socketpair whose other end is pumped to and from `chan` by two daemon threads."""
+    ours, theirs = socket.socketpair()
+    done = []
+    lock = threading.Lock()
+
+    def finished():
+        with lock:
+            done.append(1)
+            if len(done) == 2:
+                chan.close()
+                theirs.close()
+
+    def downstream():           # host -> caller
+        try:
+            while data := chan.recv(CHUNK):
+                theirs.sendall(data)
+            theirs.shutdown(socket.SHUT_WR)
+        except OSError:
+            chan.close()        # the caller is gone: nothing more to deliver
+        finally:
+            finished()
+
+    def upstream():             # caller -> host
+        try:
+            while data := theirs.recv(CHUNK):
+                chan.sendall(data)
+            chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            chan.close()
+        finally:
+            finished()
+
+    for pump in (downstream, upstream):
+        threading.Thread(target=pump, name="gcops-tcp-bridge", daemon=True).start()
+    return ours
 
 
 def connect(address: str, settings: SSHSettings) -> Host:

@@ -136,6 +136,7 @@ class _InstanceBuilder:
             delete_untagged=merged["delete_untagged"], max_window=merged["max_window"],
             ssh_config_file=self._ssh_config_file(given, merged, at, local),
             ssh_explicit=frozenset(k for k in ("user", "port", "identity_file") if k in given or k in self.ssh_given),
+            probe=given.get("probe"),
         )
 
     def _ssh_config_file(self, given: Mapping[str, Any], merged: Mapping[str, Any], at: str,

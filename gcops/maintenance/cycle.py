@@ -12,10 +12,13 @@ from gcops import preflight
 from gcops.config import Instance
 from gcops.hostside import recover_command
 from gcops.hosts import Cancelled, HostError, connect
+from gcops import window_guards
+from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
 from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import storage
+from gcops.registry.config_file import RegistryConfigError
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 
@@ -132,6 +135,12 @@ class InstanceCycle:
             untagged = UntaggedRemoval(self.gc_node, self.log)
             untagged.prepare()
             self.steps.append(untagged)
+        try:  # hook(verify): a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
+            redis = window_guards.redis_settings_of(self.gc_node.facts.config_bytes)
+        except RegistryConfigError as exc:
+            raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
+        if redis is not None:
+            self.after_steps.append(RedisDescriptorPurge(redis, self.log))
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from gcops import hostside, journal, preflight
+from gcops import hostside, journal, preflight, window_guards
 from gcops.config import Instance
 from gcops.hostside import outcomes
 from gcops.hosts import ConnectionLost, Host, HostError, SSHSettings, connect
@@ -119,7 +119,7 @@ def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutco
     return outcome
 
 
-def verify(node: Node, entered: outcomes.EnterOutcome) -> None:
+def verify(node: Node, entered: outcomes.EnterOutcome, instance: Instance | None = None) -> None:
     """Writes refused (405) and reads answered, or the registry down in stop mode; else WindowFailed.
 
     Behind authentication (401/403 to the anonymous probe), GC is allowed only when the
@@ -139,6 +139,13 @@ def verify(node: Node, entered: outcomes.EnterOutcome) -> None:
         raise WindowFailed(f"{node.address}: the registry does not answer reads (GET /v2/ {check.read_status}); "
                            "GC not run")
     if check.refuses_writes:
+        node.verified = True
+        return
+    if check.needs_credentials and instance is not None and instance.probe is not None:  # hook(verify)
+        verdict = window_guards.prove_read_only(node.host, node.plan.url, instance.probe, instance=instance.name,
+                                                host_ca_file=node.plan.ca_file)
+        if not verdict.ok_to_collect:
+            raise WindowFailed(f"{node.address}: {verdict.reason}")
         node.verified = True
         return
     if check.needs_credentials:
