@@ -1,6 +1,7 @@
 """One instance's whole cycle, top-down in `InstanceCycle.execute`; it always returns a result, never raises."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ from typing import Callable
 
 import structlog
 
-from gcops import preflight
+from gcops import hostside, preflight
 from gcops.config import Instance
 from gcops.hostside import recover_command
 from gcops.hosts import Cancelled, HostError, connect
@@ -153,13 +154,17 @@ class InstanceCycle:
                 self._step(step.name, host=self.gc_node.address)
                 step.apply(self.gc_node)
             self._step("gc", host=self.gc_node.address)
-            self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
-            if self.after_steps:
-                # what the collector deleted must be known before writes are accepted again
-                self._read_collector_output()
-                for step in self.after_steps:
-                    self._step(step.name, host=self.gc_node.address)
-                    step.apply_after(self.gc_node, self.collected)
+            try:
+                self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+            finally:
+                if self.after_steps and self.collected.started:
+                    in_flight = sys.exc_info()[1] is not None
+                    try:
+                        self._after_collector()
+                    except Exception as exc:  # noqa: BLE001 - never hide the collector's own failure
+                        if not in_flight:
+                            raise
+                        self.gc_node.notes.append(f"{self.gc_node.address}: after the collector: {exc}")
         self.result.read_only_verified = window.verified
         if not window.restored:
             raise WindowFailed(self._node_notes()[0] if self._node_notes() else "not restored")
@@ -173,6 +178,19 @@ class InstanceCycle:
         self.result.gc_seconds = self.collected.seconds
         self.log.info("gc_done", host=self.gc_node.address, blobs_deleted=self.result.blobs_deleted,
                       manifests_deleted=self.result.manifests_deleted, seconds=self.collected.seconds)
+
+    def _after_collector(self) -> None:
+        """Inside the window, whatever the collector's fate: what it deleted must be known, and caches purged,
+        before writes are accepted again. A collector that did not end is stopped first."""
+        node = self.gc_node
+        if self.collected.exit_code is None:
+            node.host.run(hostside.gc_stop_command(node.plan), timeout=120, check=False)
+        error = self.collector.read_output(node, self.collected)
+        for step in self.after_steps:
+            self._step(step.name, host=node.address)
+            step.apply_after(node, self.collected)
+        if error:
+            raise WindowFailed(error)
 
     def _read_collector_output(self) -> None:
         error = self.collector.read_output(self.gc_node, self.collected)

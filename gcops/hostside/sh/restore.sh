@@ -29,19 +29,7 @@ fi
 say "restore_by=$WHO"
 if [ "$PROBE_FIRST" = probe ]; then write_probe; say "probe_after_gc=$HTTP"; fi
 # This run's GC runs in a session of its own (gc.sh); stop the whole group before anything else.
-pid=$(cat "$D/gc.pid" 2>/dev/null)
-case "$pid" in
-  ''|*[!0-9]*) ;;
-  *)
-    if kill -0 -"$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q gcops-gc; then
-      kill -TERM -"$pid" 2>/dev/null; n=0
-      while kill -0 -"$pid" 2>/dev/null && [ "$n" -lt 300 ]; do
-        n=$((n + 1)); [ "$n" -eq 100 ] && kill -KILL -"$pid" 2>/dev/null; sleep 0.1
-      done
-      if kill -0 -"$pid" 2>/dev/null; then say "gc_still_running=$pid"; exit 36; fi
-      say "gc_stopped=$pid"
-    fi ;;
-esac
+stop_gc || { say "gc_still_running=$GC_PID"; exit 36; }
 if ! cmp -s "$D/original" "$REAL"; then
   if [ -e "$D/staged" ] && mv -f "$D/staged" "$REAL" 2>/dev/null && cmp -s "$D/original" "$REAL"; then
     say "config_restored=rename"
