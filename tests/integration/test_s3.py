@@ -8,6 +8,8 @@ import json
 import os
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -76,6 +78,29 @@ def assert_secret_nowhere(secret: str, proc, tmp_path):
             assert not any(f in data for f in forms), path
 
 
+class JournalWatcher:
+    """Reads every local journal file while a run goes on (an intent lives only during the window)."""
+
+    def __init__(self, state_dir):
+        self.dir, self.seen, self.stop = state_dir / "journal", [], threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self.stop.is_set():
+            for path in list(self.dir.rglob("*.json")) if self.dir.exists() else []:
+                try:
+                    self.seen.append(path.read_bytes())
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def finish(self) -> list[bytes]:
+        self.stop.set()
+        self.thread.join()
+        return self.seen
+
+
 def test_plan_then_run_on_s3_over_ssh(host_factory, s3_server, tmp_path):
     h = s3_host(host_factory, s3_server, "s3run")
     garbage = make_garbage(h, tmp_path, kept=2, deleted=2)
@@ -98,9 +123,12 @@ def test_plan_then_run_on_s3_over_ssh(host_factory, s3_server, tmp_path):
     slow = tmp_path / "slow-registry"
     slow.write_text("#!/bin/sh\nsleep 1\nexec /usr/bin/docker-registry \"$@\"\n")
     slow.chmod(0o755)
-    prober = WriteProber(h)
+    prober, journal = WriteProber(h), JournalWatcher(tmp_path / "state")
     run = gcops(tmp_path, h, s3_server.url, "-v", "run", "--json", vars={"registry": str(slow)})
     codes = [c for c, _ in prober.finish()]
+    seen = journal.finish()
+    assert seen, "no journal intent was seen during the window"       # the intent was written, without the secret
+    assert not any(f in data for data in seen for f in secret_forms(s3_server.secret_key))
     doc = json_doc(run)
     assert run.returncode == 0, run.stderr[-3000:]
     inst = doc["instances"][0]
