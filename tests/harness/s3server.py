@@ -125,7 +125,11 @@ def start_s3_server(log_dir: Path, *, auth: bool = False, port: int | None = Non
                 raise HarnessError(f"moto_server did not answer on port {port} within 30s")
             time.sleep(0.05)
     if auth:
-        server.enable_auth()
+        try:
+            server.enable_auth()
+        except BaseException:
+            server.stop()       # never leave a server behind
+            raise
     return server
 
 
