@@ -27,6 +27,7 @@ from gcops.registry import storage
 from gcops.registry.config_file import RegistryConfigError, with_read_only
 from gcops.registry.gc_output import GCOutputParser, GCSummary
 from gcops.registry.untagged import UntaggedScan
+from gcops.retention import RetentionStep
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 RECONNECT_ATTEMPTS = 3
@@ -43,6 +44,7 @@ class RunOptions:
     mode: str
     delete_untagged: bool
     max_window: float
+    retention: bool = True      # hook(retention): False with --no-retention
 
 
 @dataclass
@@ -87,6 +89,7 @@ class InstanceCycle:
         self.untagged: UntaggedScan | None = None
         self.doomed: dict[str, set[str]] = {}
         self.untagged_deleted = 0
+        self.retention: RetentionStep | None = None     # hook(retention)
 
     # -- the cycle ---------------------------------------------------------------------------
     def execute(self) -> InstanceResult:
@@ -100,6 +103,11 @@ class InstanceCycle:
             self.result.blobs_before = before.blobs
             if self.options.delete_untagged and not self.nodes[0].facts.empty_storage:
                 self._find_untagged()
+            # hook(retention): plan before the window; an emptied repository refuses here, nothing touched
+            if self.options.retention and self.instance.retention and not self.nodes[0].facts.empty_storage:
+                self.retention = RetentionStep(self.instance.retention, self.log)
+                self.retention.prepare(self.nodes[0].host, self.nodes[0].facts.storage_root,
+                                       self.nodes[0].facts.registry.storage_driver)
             if self.nodes[0].facts.empty_storage:
                 self._step("nothing_to_do", host=self.nodes[0].address, reason="no repositories in the storage")
                 self.result.window_seconds = 0.0
@@ -229,9 +237,12 @@ class InstanceCycle:
                 self._enter(node)
                 self._verify_window(node)
             self._check_cancel()
-            if self.doomed:
+            if self.doomed or (self.retention and self.retention.planned):   # hook(retention)
                 self._enter(first)
-                self._delete_untagged(first)
+                if self.retention and self.retention.planned:
+                    self._apply_retention(first)
+                if self.doomed:
+                    self._delete_untagged(first)
                 self._run_window(first, enter=False)
             else:
                 self._run_window(first, enter=True)
@@ -269,6 +280,12 @@ class InstanceCycle:
         self.untagged_deleted = self.untagged.delete(doomed)
         self.log.info("untagged_deleted", host=node.address, manifests=self.untagged_deleted,
                       spared=sum(len(d) for d in self.doomed.values()) - sum(len(d) for d in doomed.values()))
+
+    def _apply_retention(self, node: Node) -> None:   # hook(retention)
+        """Inside the window, before GC: delete the planned tags (re-checked), unlink what they leave untagged."""
+        self._step("retention", host=node.address)
+        self._verify_window(node)
+        self.result.tags_deleted = self.retention.apply(node.host, node.facts.storage_root)
 
     def _prepare_enter(self, node: Node) -> tuple[bool, bytes]:
         """The read-only config bytes, and the intent written locally, before the host is touched."""
@@ -368,7 +385,8 @@ class InstanceCycle:
         if self.gc_exit is None:
             return
         self.result.blobs_deleted = summary.blobs_removed
-        self.result.manifests_deleted = summary.manifests_removed + self.untagged_deleted
+        self.result.manifests_deleted = (summary.manifests_removed + self.untagged_deleted
+                                         + (self.retention.manifests_deleted if self.retention else 0))  # hook(retention)
         self.log.info("gc_done", host=node.address, blobs_deleted=self.result.blobs_deleted,
                       manifests_deleted=self.result.manifests_deleted, lines=summary.lines,
                       seconds=round(self.result.gc_seconds or 0, 3))

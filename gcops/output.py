@@ -37,7 +37,25 @@ def plan_table(doc: dict) -> str:
         table.add_row(inst["name"], _n(inst["eligible_blobs"]), _n(inst["eligible_manifests"]),
                       human_bytes(inst["reclaimable_bytes"]), human_bytes(inst["storage_bytes"]),
                       inst.get("error") or "")
+    return _render(table) + retention_table(doc)
+
+
+def retention_table(doc: dict) -> str:
+    """The tags retention would delete, one row each; "" when none."""
+    rows = [(inst["name"], d) for inst in doc["instances"] for d in (inst.get("retention") or {}).get("delete", [])]
+    if not rows:
+        return ""
+    table = Table(title="tags retention would delete (the bytes are in 'reclaimable' above)")
+    for col in ("instance", "repository", "tag", "age", "digest", "rule"):
+        table.add_column(col, overflow="fold", justify="right" if col == "age" else "left")
+    for name, d in rows:
+        table.add_row(name, d["repository"], d["tag"], _age(d["age_seconds"]), d["digest"][:19], d["rule"])
     return _render(table)
+
+
+def _age(seconds: float) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    return f"{days}d{rest // 3600:02d}h" if days else f"{rest // 3600}h{rest % 3600 // 60:02d}m"
 
 
 def recover_table(doc: dict) -> str:
@@ -70,12 +88,13 @@ def _n(value) -> str:
 def run_table(doc: dict) -> str:
     """One row per instance with what an admin looks at first; errors are printed below by the CLI."""
     table = Table(title=f"gcops run {doc['run_id']}")
-    for col in ("instance", "status", "before", "after", "reclaimed", "blobs deleted", "window", "duration"):
+    for col in ("instance", "status", "before", "after", "reclaimed", "tags deleted", "blobs deleted", "window",
+                "duration"):
         table.add_column(col, justify="left" if col in ("instance", "status") else "right")
     for inst in doc["instances"]:
         table.add_row(inst["name"], inst["status"], human_bytes(inst["storage_bytes_before"]),
                       human_bytes(inst["storage_bytes_after"]), human_bytes(inst["reclaimed_bytes"]),
-                      _n(inst["blobs_deleted"]), _secs(inst["window_seconds"]), _secs(inst["duration_seconds"]))
+                      _n(len(inst.get("tags_deleted") or [])), _n(inst["blobs_deleted"]), _secs(inst["window_seconds"]), _secs(inst["duration_seconds"]))
     totals = doc["totals"]
     return _render(table) + (f"reclaimed {human_bytes(totals['reclaimed_bytes'])} ({totals['reclaimed_bytes']:,} bytes); "
                              f"{totals['instances_ok']} ok, {totals['instances_failed']} not ok; "

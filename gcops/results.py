@@ -29,6 +29,7 @@ class InstanceResult:
     window_seconds: float | None = None
     gc_seconds: float | None = None
     duration_seconds: float | None = None
+    tags_deleted: list[dict] = field(default_factory=list)   # retention: {"repository", "tag", "digest"}
     lock_held: bool = field(default=False, repr=False)
     interrupted: bool = field(default=False, repr=False)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gcops.textfiles import TextFileError, read_toml
-from gcops.config.model import LOCAL_HOST, Config, ConfigError, Hooks, Instance, Settings
+from gcops.config.model import LOCAL_HOST, Config, ConfigError, Hooks, Instance, RetentionRule, Settings
 from gcops.config.schema import (
     GCOPS, HOOKS, INSTANCE, INSTANCE_OVERRIDES, REQUIRED, SECTIONS, SSH, Invalid, Key, defaults,
 )
@@ -134,6 +134,7 @@ class _InstanceBuilder:
             known_hosts=merged["known_hosts"], host_key_policy=merged["host_key_policy"],
             sudo=merged["sudo"], connect_timeout=merged["connect_timeout"], mode=merged["mode"],
             delete_untagged=merged["delete_untagged"], max_window=merged["max_window"],
+            retention=tuple(RetentionRule(**rule) for rule in given.get("retention", ())),
         )
 
     def _hosts(self, raw: Mapping[str, Any], given: Mapping[str, Any], at: str) -> tuple[str, ...] | None:

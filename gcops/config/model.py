@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from re import Pattern
 
 from gcops.playbooks import Playbook
 
@@ -46,6 +47,25 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class RetentionRule:
+    """One [[instance.retention]] rule; patterns are matched whole (``fullmatch``), None: not set."""
+
+    index: int                              # position in the instance's retention array
+    name_regex: Pattern[str] | None
+    repositories: Pattern[str] | None = None
+    name_regex_keep: Pattern[str] | None = None
+    keep_n: int | None = None
+    older_than: float | None = None         # seconds
+    age_from: str = "pushed"                # or "created"
+    allow_empty: bool = False
+
+    @property
+    def label(self) -> str:
+        """How plans, refusals and logs name the rule: ``retention[0]``."""
+        return f"retention[{self.index}]"
+
+
+@dataclass(frozen=True)
 class Instance:
     """One registry storage and the host(s) writing to it, with every setting resolved."""
 
@@ -63,6 +83,7 @@ class Instance:
     mode: str
     delete_untagged: bool
     max_window: float
+    retention: tuple[RetentionRule, ...] = ()
 
     @property
     def is_local(self) -> bool:

@@ -97,7 +97,12 @@ def parse_index_contents(text: str) -> dict[str, set[str]]:
 
 def protected(repo: RepoManifests, children_of: dict[str, set[str]]) -> set[str]:
     """Tagged manifests and everything an index among them reaches."""
-    seen, todo = set(), list(repo.tagged)
+    return reached(repo.tagged, children_of)
+
+
+def reached(digests: set[str], children_of: dict[str, set[str]]) -> set[str]:
+    """`digests` and every manifest an index among them reaches, recursively."""
+    seen, todo = set(), list(digests)
     while todo:
         digest = todo.pop()
         if digest in seen:
@@ -243,12 +248,24 @@ class UntaggedScan:
             return 0
         return int(self.host.run(links_size_command(self.root), input=data, timeout=None).text.strip() or 0)
 
+    def reach(self, digests: set[str]) -> set[str]:
+        """`digests` and every manifest an index among them reaches, reading index blobs as needed."""
+        while True:
+            found = reached(digests, self.children_of)
+            need = found - self.read
+            if not need:
+                return found
+            self._read(need)
+
+    def _read(self, need: set[str]) -> None:
+        out = self.host.run(index_contents_command(self.root),
+                            input=("\n".join(sorted(need)) + "\n").encode("ascii"), timeout=None).text
+        self.children_of.update(parse_index_contents(out))
+        self.read |= need
+
     def _read_indexes(self) -> None:
         while True:
             need = unread(self.repos, self.children_of, self.read)
             if not need:
                 return
-            out = self.host.run(index_contents_command(self.root),
-                                input=("\n".join(sorted(need)) + "\n").encode("ascii"), timeout=None).text
-            self.children_of.update(parse_index_contents(out))
-            self.read |= need
+            self._read(need)

@@ -1,0 +1,145 @@
+"""Retention for one instance: planned before the window, applied inside it (after read-only is verified).
+
+Why in the read-only window and through the storage, not the registry API:
+distribution deletes manifests by digest only (`DELETE /v2/<repo>/manifests/<digest>`
+untags EVERY tag on that digest; 2.8 has no tag delete), and a push between an
+API check and the delete could be lost. Inside the window no push can land: each
+tag is re-listed and the rules evaluated again, a tag is removed only if it still
+points at the digest the plan saw and the rules still delete it, and only its own
+directory (`_manifests/tags/<tag>`) goes. What that leaves untagged (the manifest,
+and an index's children, unless a remaining tag reaches them) then loses its
+revision links exactly like `--delete-untagged` (registry/untagged.py), and the
+registry's own GC (never `-m`) deletes the blobs in the same run.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import structlog
+
+from gcops.config import RetentionRule
+from gcops.hostside import scripts
+from gcops.hosts import Host
+from gcops.preflight import Refused
+from gcops.registry.untagged import RepoManifests, UntaggedScan, listing_command, parse_listing
+from gcops.retention.listing import ConfigReader, list_tags
+from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
+
+SUPPORTED_DRIVERS = ("filesystem",)
+
+
+class RetentionRefused(Refused):
+    """The rules would empty a repository (or cannot run on this storage): nothing was touched."""
+
+
+def by_repository(deletions: Sequence[Deletion]) -> dict[str, set[str]]:
+    """repository -> hex digests the deleted tags pointed to."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for d in deletions:
+        out[d.repository].add(d.digest.removeprefix("sha256:"))
+    return out
+
+
+def orphans(scan: UntaggedScan, remaining: dict[str, set[str]], deleted: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Manifests (with revision links) reached from `deleted` and not from any `remaining` tag, per repository.
+
+    `scan.repos` must hold the revisions; index blobs are read through `scan` when needed.
+    """
+    out = {}
+    for repo, digests in deleted.items():
+        gone = scan.reach(digests) - scan.reach(remaining.get(repo, set()))
+        gone &= scan.repos.get(repo, RepoManifests()).revisions
+        if gone:
+            out[repo] = gone
+    return out
+
+
+def parse_outcomes(text: str) -> dict[tuple[str, str], str]:
+    """`delete_tags.sh` output -> (repository, tag) -> deleted | changed | gone | failed."""
+    outcomes = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3:
+            outcomes[(parts[1], parts[2])] = parts[0]
+    return outcomes
+
+
+class RetentionStep:
+    """`prepare` before the window (what goes; refuses an emptied repository), `apply` inside it."""
+
+    def __init__(self, rules: Sequence[RetentionRule], log=None):
+        self.rules = tuple(rules)
+        self.log = log or structlog.get_logger()
+        self.planned: list[Deletion] = []
+        self.tags: list[TagFact] = []        # as prepare saw them
+        self.manifests_deleted = 0
+        self._configs: ConfigReader | None = None
+
+    def _facts(self, host: Host, root: str) -> tuple[float, list[TagFact]]:
+        now, tags = list_tags(host, root)
+        if any(rule.age_from == "created" for rule in self.rules):
+            if self._configs is None or self._configs.host is not host:
+                docs = self._configs.docs if self._configs else {}
+                self._configs = ConfigReader(host, root)
+                self._configs.docs.update(docs)
+            tags = self._configs.with_created(tags)
+        return now, tags
+
+    def prepare(self, host: Host, root: str, driver: str | None = "filesystem") -> list[Deletion]:
+        """List the tags and evaluate the rules (reads only). Raises RetentionRefused, HostError."""
+        if driver not in SUPPORTED_DRIVERS:
+            raise RetentionRefused(f"retention: storage driver {driver or 'unknown'} is not supported yet "
+                                   f"(only {', '.join(SUPPORTED_DRIVERS)}); run with --no-retention")
+        now, self.tags = self._facts(host, root)
+        evaluation = evaluate(self.rules, self.tags, now)
+        self.planned = evaluation.deletions   # kept on refusal too: plan shows the other repositories' deletions
+        if evaluation.refused:
+            raise RetentionRefused("; ".join(e.message() for e in evaluation.refused))
+        if evaluation.unknown_age:
+            self.log.warning("retention_age_unknown", kept=[f"{t.repository}:{t.tag}" for t in evaluation.unknown_age])
+        self.log.info("retention_planned", tags=len(self.planned), repositories=len(by_repository(self.planned)))
+        return self.planned
+
+    def left_untagged(self, scan: UntaggedScan) -> dict[str, set[str]]:
+        """For plan: manifests the planned deletions would leave untagged (`scan.find()` already ran)."""
+        return orphans(scan, left_with_tags(self.tags, self.planned), by_repository(self.planned))
+
+    def tag_dirs_bytes(self, host: Host, root: str) -> int:
+        """For plan: on-disk bytes of the tag directories the deletions remove."""
+        if not self.planned:
+            return 0
+        data = "".join(f"{d.repository}\t{d.tag}\n" for d in self.planned).encode("ascii")
+        out = host.run(scripts.command("tag_dirs_bytes", root), input=data, timeout=None).text
+        return int(out.strip().removeprefix("bytes=") or 0)
+
+    def apply(self, host: Host, root: str) -> list[dict]:
+        """Inside the read-only window: delete the planned tags that the rules still delete, with the
+        same digest, then remove the revision links of what they leave untagged. Gives the SPEC
+        `tags_deleted` entries. Raises RetentionRefused (nothing deleted) when the storage changed so
+        that a repository would now be emptied; HostError."""
+        if not self.planned:
+            return []
+        now, tags = self._facts(host, root)
+        evaluation = evaluate(self.rules, tags, now)
+        if evaluation.refused:
+            raise RetentionRefused("; ".join(e.message() for e in evaluation.refused))
+        todo = confirmed(self.planned, evaluation.deletions)
+        if len(todo) < len(self.planned):
+            self.log.info("retention_spared", tags=[f"{d.repository}:{d.tag}" for d in self.planned if d not in todo])
+        data = "".join(f"{d.repository}\t{d.tag}\t{d.digest[7:]}\n" for d in todo).encode("ascii")
+        outcomes = parse_outcomes(host.run(scripts.command("delete_tags", root), input=data, timeout=None).text)
+        deleted = [d for d in todo if outcomes.get((d.repository, d.tag)) == "deleted"]
+        failed = [f"{d.repository}:{d.tag}" for d in todo if outcomes.get((d.repository, d.tag)) == "failed"]
+        if failed:
+            self.log.error("retention_delete_failed", tags=failed)
+        self.manifests_deleted = self._reclaim(host, root, deleted) if deleted else 0
+        self.log.info("retention_applied", tags_deleted=len(deleted), manifests_unlinked=self.manifests_deleted)
+        return [{"repository": d.repository, "tag": d.tag, "digest": d.digest} for d in deleted]
+
+    def _reclaim(self, host: Host, root: str, deleted: list[Deletion]) -> int:
+        """Remove the revision links of the manifests `deleted` left untagged (the untagged.py way)."""
+        scan = UntaggedScan(host, root)
+        scan.repos = parse_listing(host.run(listing_command(root), timeout=None).text)
+        remaining = {name: state.tagged for name, state in scan.repos.items()}
+        return scan.delete(orphans(scan, remaining, by_repository(deleted)))
