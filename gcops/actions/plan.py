@@ -65,9 +65,10 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
                     # what retention's deleted tags leave untagged: GC frees it in the same run
                     for repo, digests in step.left_untagged(scan).items():
                         doomed[repo] = doomed.get(repo, set()) | digests
-                    links += step.tag_dirs_bytes(host, root)
+                    links = step.removal_bytes(host, root, doomed)
+                else:
+                    links = scan.links_bytes(doomed)
                 manifests = sum(len(d) for d in doomed.values())
-                links += scan.links_bytes(doomed)
                 spool.seek(0)
                 extra = scan.freed(doomed) - {line.strip().decode("ascii").removeprefix("sha256:")
                                                for line in spool if line.strip()}

@@ -22,7 +22,7 @@ from gcops.config import RetentionRule
 from gcops.hostside import scripts
 from gcops.hosts import Host
 from gcops.preflight import Refused
-from gcops.registry.untagged import RepoManifests, UntaggedScan, listing_command, parse_listing
+from gcops.registry.untagged import HEX, REPO, RepoManifests, UntaggedScan, listing_command, parse_listing
 from gcops.retention.listing import ConfigReader, list_tags
 from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
 
@@ -105,13 +105,16 @@ class RetentionStep:
         """For plan: manifests the planned deletions would leave untagged (`scan.find()` already ran)."""
         return orphans(scan, left_with_tags(self.tags, self.planned), by_repository(self.planned))
 
-    def tag_dirs_bytes(self, host: Host, root: str) -> int:
-        """For plan: on-disk bytes of the tag directories the deletions remove."""
-        if not self.planned:
+    def removal_bytes(self, host: Host, root: str, doomed: dict[str, set[str]]) -> int:
+        """For plan: on-disk bytes of the planned tags' directories and of the revision (and tag history)
+        links of `doomed`, each path counted once."""
+        lines = [f"tag\t{d.repository}\t{d.tag}\n" for d in self.planned]
+        lines += [f"revision\t{repo}\t{hexd}\n" for repo in sorted(doomed) for hexd in sorted(doomed[repo])
+                  if REPO.match(repo) and HEX.match(hexd)]
+        if not lines:
             return 0
-        data = "".join(f"{d.repository}\t{d.tag}\n" for d in self.planned).encode("ascii")
-        out = host.run(scripts.command("tag_dirs_bytes", root), input=data, timeout=None).text
-        return int(out.strip().removeprefix("bytes=") or 0)
+        out = host.run(scripts.command("removal_bytes", root), input="".join(lines).encode("ascii"), timeout=None)
+        return int(out.text.strip().removeprefix("bytes=") or 0)
 
     def apply(self, host: Host, root: str) -> list[dict]:
         """Inside the read-only window: delete the planned tags that the rules still delete, with the

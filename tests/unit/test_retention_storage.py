@@ -15,7 +15,7 @@ from gcops.hosts import LocalHost
 from gcops.retention.listing import ConfigReader, parse_created, parse_tags
 from gcops.retention.step import parse_outcomes
 
-SCRIPTS = ("list_tags", "read_blobs", "delete_tags", "tag_dirs_bytes")
+SCRIPTS = ("list_tags", "read_blobs", "delete_tags", "removal_bytes")
 SHELLS = [pytest.param(["dash"], id="dash"), pytest.param(["busybox", "sh"], id="busybox")]
 PUSHED = 1_700_000_000
 
@@ -102,11 +102,14 @@ def test_delete_tags_removes_only_tags_still_pointing_at_the_planned_digest(shel
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-def test_tag_dirs_bytes_counts_what_delete_removes(shell, storage):
+def test_removal_bytes_counts_each_path_once(shell, storage):
     root, manifest, index = storage
-    out = _run(shell, "tag_dirs_bytes", root, input=b"g/app\told\ng/app\tnope\n")
-    du = subprocess.run(["du", "-sB1", str(root / "docker/registry/v2/repositories/g/app/_manifests/tags/old")],
-                        capture_output=True, text=True, check=True).stdout.split()[0]
+    repo = root / "docker/registry/v2/repositories/g/app/_manifests"
+    stdin = (f"tag\tg/app\tmulti\ntag\tg/app\tnope\nrevision\tg/app\t{index}\n").encode()
+    out = _run(shell, "removal_bytes", root, input=stdin)
+    # the index's revision link, and the tag "multi" whose own history link to the index is not counted twice
+    du = subprocess.run(["du", "-scB1", str(repo / "tags/multi"), str(repo / "revisions/sha256" / index)],
+                        capture_output=True, text=True, check=True).stdout.splitlines()[-1].split()[0]
     assert out.strip() == f"bytes={du}"
 
 
@@ -138,3 +141,40 @@ def test_parse_tags_skips_what_is_not_a_tag():
             "garbage\n")
     now, tags = parse_tags(text)
     assert now == 1800000000 and [t.tag for t in tags] == ["ok"]
+
+
+def _rule(**kw):
+    import re
+
+    from gcops.config import RetentionRule
+    return RetentionRule(index=0, name_regex=re.compile(kw.pop("name", ".*")), **kw)
+
+
+def test_a_push_between_plan_and_window_is_never_deleted(storage):
+    """prepare() plans old + multi; then multi is pushed again (young now) and old is re-pointed at another
+    digest: apply() (the window) deletes neither, and unlinks nothing."""
+    from gcops.retention.step import RetentionStep
+
+    root, manifest, index = storage
+    tags = root / "docker/registry/v2/repositories/g/app/_manifests/tags"
+    step = RetentionStep([_rule(name_regex_keep=__import__("re").compile("stable"), older_than=7 * 86400.0)])
+    assert {d.tag for d in step.prepare(LocalHost(), str(root))} == {"old", "multi"}
+    os.utime(tags / "multi/current/link")                                  # pushed again just now
+    (tags / "old/current/link").write_text(f"sha256:{index}")              # the tag moved
+    os.utime(tags / "old/current/link", (PUSHED, PUSHED))
+    assert step.apply(LocalHost(), str(root)) == []
+    assert (tags / "multi").is_dir() and (tags / "old").is_dir() and step.manifests_deleted == 0
+
+
+def test_apply_unlinks_what_the_deleted_tag_leaves_untagged_but_not_a_shared_child(storage):
+    from gcops.retention.step import RetentionStep
+
+    root, manifest, index = storage
+    revisions = root / "docker/registry/v2/repositories/g/app/_manifests/revisions/sha256"
+    step = RetentionStep([_rule(name="multi|old")])
+    step.prepare(LocalHost(), str(root))
+    deleted = step.apply(LocalHost(), str(root))
+    assert {d["tag"] for d in deleted} == {"multi", "old"}
+    assert not (revisions / index).exists()            # the index: no tag left on it
+    assert (revisions / manifest / "link").exists()    # its child: "stable" still points at it
+    assert step.manifests_deleted == 1
