@@ -285,7 +285,10 @@ class InstanceCycle:
         """Inside the window, before GC: delete the planned tags (re-checked), unlink what they leave untagged."""
         self._step("retention", host=node.address)
         self._verify_window(node)
-        self.result.tags_deleted = self.retention.apply(node.host, node.facts.storage_root)
+        try:
+            self.retention.apply(node.host, node.facts.storage_root)
+        finally:   # tags already deleted are recorded even if unlinking what they left fails
+            self.result.tags_deleted = self.retention.deleted
 
     def _prepare_enter(self, node: Node) -> tuple[bool, bytes]:
         """The read-only config bytes, and the intent written locally, before the host is touched."""

@@ -16,6 +16,7 @@ from gcops.maintenance import gc_command, ssh_settings
 from gcops.playbooks import render
 from gcops.registry import storage
 from gcops.registry.config_file import RegistryConfigError, with_read_only
+from gcops.retention import RetentionRefused, RetentionStep
 
 
 def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dict:
@@ -27,6 +28,7 @@ def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dic
     steps: list[str] = []
     refused = None
     diff = ""
+    retention = None
     root = vars.get("storage_root") or "<storage.filesystem.rootdirectory from the config>"
     try:
         host = connect(first, ssh_settings(instance))
@@ -37,6 +39,12 @@ def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dic
                 preflight.refuse_unless_safe(preflight.evaluate(facts, vars, opts.mode))
             except preflight.Refused as exc:
                 refused = str(exc)
+            if opts.retention and instance.retention and refused is None and not facts.empty_storage:  # hook(retention)
+                retention = RetentionStep(instance.retention)
+                try:
+                    retention.prepare(host, facts.storage_root, facts.registry.storage_driver)
+                except RetentionRefused as exc:
+                    refused = str(exc)
             if facts.config_bytes is not None and facts.registry is not None and not facts.registry.read_only:
                 try:
                     new = with_read_only(facts.config_bytes).decode()
@@ -65,6 +73,12 @@ def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dic
                          + (f"\n{diff.rstrip()}" if diff else ""))
             steps.append(f"[{node}] restart: {render(cmds['restart'], vars)}; wait until /v2/ answers")
             steps.append(f"[{node}] verify: PUT {vars['registry_url']}{hostside.PROBE_PATH} answers 405, GET /v2/ answers")
+    if retention is not None and retention.planned:   # hook(retention)
+        listed = "\n".join(f"{d.repository}:{d.tag} ({d.digest}, {d.rule})" for d in retention.planned)
+        steps.append(f"[{first}] retention: list the tags again (list_tags.sh), delete those of the "
+                     f"{len(retention.planned)} below that the rules still delete and that still point at the "
+                     "same digest (delete_tags.sh removes _manifests/tags/<tag> only), then unlink the "
+                     f"manifests they leave untagged\n{listed}")
     steps.append(f"[{first}] gc: {gc_command(instance)}")
     for node in reversed(instance.hosts):
         if opts.mode == "stop":

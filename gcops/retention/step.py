@@ -73,6 +73,7 @@ class RetentionStep:
         self.log = log or structlog.get_logger()
         self.planned: list[Deletion] = []
         self.tags: list[TagFact] = []        # as prepare saw them
+        self.deleted: list[dict] = []       # SPEC tags_deleted entries, set as soon as the tags are gone
         self.manifests_deleted = 0
         self._configs: ConfigReader | None = None
 
@@ -136,9 +137,10 @@ class RetentionStep:
         failed = [f"{d.repository}:{d.tag}" for d in todo if outcomes.get((d.repository, d.tag)) == "failed"]
         if failed:
             self.log.error("retention_delete_failed", tags=failed)
+        self.deleted = [{"repository": d.repository, "tag": d.tag, "digest": d.digest} for d in deleted]
         self.manifests_deleted = self._reclaim(host, root, deleted) if deleted else 0
         self.log.info("retention_applied", tags_deleted=len(deleted), manifests_unlinked=self.manifests_deleted)
-        return [{"repository": d.repository, "tag": d.tag, "digest": d.digest} for d in deleted]
+        return self.deleted
 
     def _reclaim(self, host: Host, root: str, deleted: list[Deletion]) -> int:
         """Remove the revision links of the manifests `deleted` left untagged (the untagged.py way)."""

@@ -22,8 +22,8 @@ older_than = "7d"
 """
 
 
-def config(tmp_path, host, retention: str, extra: str = "") -> Path:
-    return write_config(tmp_path / "gcops.toml", [instance_block("reg", host) + retention],
+def config(tmp_path, host, retention: str, extra: str = "", local: bool = False) -> Path:
+    return write_config(tmp_path / "gcops.toml", [instance_block("reg", "local" if local else host) + retention],
                         state_dir=tmp_path / "state", client_key=host.client_key, known_hosts=host.known_hosts,
                         gcops_extra=extra)
 
@@ -90,6 +90,9 @@ def test_plan_and_run_delete_exactly_the_policy_tags(host_factory, tmp_path):
     for e in entries:
         assert e["digest"] == imgs[(e["repository"], e["tag"])].manifest_digest and e["rule"] == "retention[0]"
         assert abs(e["age_seconds"] - {"old": 30, "dev-1": 20, "dev-2": 10, "multi-old": 30}[e["tag"]] * DAY) < 600
+    dry = run_gcops("--config", str(cfg), "run", "--dry-run")
+    assert dry.returncode == 0 and all(f"{r}:{t} (" in dry.stdout for r, t in doomed), dry.stdout
+    assert "team/app:stable (" not in dry.stdout
     assert images.storage_du(h) == du_before and all((tags_dir(h, r) / t).is_dir() for r, t in doomed)
 
     proc = run_gcops("--config", str(cfg), "run", "--json")
@@ -126,29 +129,32 @@ def test_plan_and_run_delete_exactly_the_policy_tags(host_factory, tmp_path):
 
 
 def test_a_policy_that_would_empty_a_repository_is_refused_until_allowed(host_factory, tmp_path):
+    """Locally (host = "local", no SSH at all), as admins on the registry machine run it."""
     h = host_factory("empty")
     a = push(h, tmp_path, "team/x", "a", 30, seed=21)
     b = push(h, tmp_path, "team/x", "b", 20, seed=22)
     keep = push(h, tmp_path, "team/y", "latest", 30, seed=23)
     typo = '[[instance.retention]]\nname_regex = ".*"\nolder_than = "7d"\n'
     original, du = h.config_file.read_bytes(), images.storage_du(h)
+    h.stop_sshd()
     tags_before = tree_digest(tags_dir(h, "team/x"))
 
-    plan = run_gcops("--config", str(config(tmp_path, h, typo)), "plan", "--json")
+    plan = run_gcops("--config", str(config(tmp_path, h, typo, local=True)), "plan", "--json", host=h)
     assert plan.returncode == 1
     assert "'team/x'" in json_doc(plan)["instances"][0]["error"]
-    proc = run_gcops("--config", str(config(tmp_path, h, typo)), "run")
+    proc = run_gcops("--config", str(config(tmp_path, h, typo, local=True)), "run", host=h)
     assert proc.returncode == 1
     assert "'team/x'" in proc.stderr and "retention[0]" in proc.stderr and "allow_empty" in proc.stderr
     assert tree_digest(tags_dir(h, "team/x")) == tags_before and images.storage_du(h) == du
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
 
-    skipped = run_gcops("--config", str(config(tmp_path, h, typo)), "run", "--no-retention", "--json")
+    skipped = run_gcops("--config", str(config(tmp_path, h, typo, local=True)), "run", "--no-retention", "--json",
+                        host=h)
     assert skipped.returncode == 0 and json_doc(skipped)["instances"][0]["tags_deleted"] == []
     assert images.pulls(h, "team/x", "a") and images.pulls(h, "team/x", "b")
 
-    allowed = config(tmp_path, h, typo + "allow_empty = true\n")
-    proc = run_gcops("--config", str(allowed), "run", "--json")
+    allowed = config(tmp_path, h, typo + "allow_empty = true\n", local=True)
+    proc = run_gcops("--config", str(allowed), "run", "--json", host=h)
     assert proc.returncode == 0, proc.stderr
     assert {d["tag"] for d in json_doc(proc)["instances"][0]["tags_deleted"]} == {"a", "b"}
     assert not list(tags_dir(h, "team/x").iterdir())

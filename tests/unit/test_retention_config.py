@@ -90,3 +90,14 @@ def test_cli_exits_2_naming_the_key_before_contacting_any_host(tmp_path):
     with pytest.raises(socket.timeout):
         listener.accept()
     listener.close()
+
+
+def test_the_readme_example_policy_is_valid(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Retention"):]
+    example = section[section.index("```toml") + 7:section.index("```", section.index("```toml") + 7)]
+    path = tmp_path / "gcops.toml"
+    path.write_text(f'[gcops]\nstate_dir = "{tmp_path}/state"\n[ssh]\nidentity_file = ""\n' + example)
+    rules = load_config(path).instances[0].retention
+    assert [r.label for r in rules] == ["retention[0]", "retention[1]"]
+    assert rules[0].name_regex_keep.fullmatch("v1.2.3") and not rules[0].name_regex_keep.fullmatch("v1.2")
