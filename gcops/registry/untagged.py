@@ -35,13 +35,15 @@ class RepoManifests:
     tagged: set[str] = field(default_factory=set)             # hex digests some tag currently points to
 
 
-def listing_command(root: str, tags_only: bool = False) -> str:
-    """`path<TAB>link content` for revision links (unless tags_only) and tag current links."""
+def listing_command(root: str, tags_only: bool = False, repos: tuple[str, ...] = ()) -> str:
+    """`path<TAB>link content` for revision links (unless tags_only) and tag current links;
+    with `repos`, only under those repositories (missing ones are skipped)."""
     paths = "-path '*/_manifests/tags/*/current/link'"
     if not tags_only:
         paths = f"\\( -path '*/_manifests/revisions/sha256/*/link' -o {paths} \\)"
+    where = " ".join(shlex.quote(f"repositories/{r}") for r in repos if REPO.match(r)) or "repositories"
     return (f"cd {shlex.quote(root)}/docker/registry/v2 2>/dev/null || exit 0; "
-            f"find repositories {paths} -type f | "
+            f"find {where} {paths} -type f | "
             "awk '{ d = \"\"; getline d < $0; close($0); print $0 \"\\t\" d }'")
 
 

@@ -145,6 +145,7 @@ class RetentionStep:
     def _reclaim(self, host: Host, root: str, deleted: list[Deletion]) -> int:
         """Remove the revision links of the manifests `deleted` left untagged (the untagged.py way)."""
         scan = UntaggedScan(host, root)
-        scan.repos = parse_listing(host.run(listing_command(root), timeout=None).text)
+        affected = tuple(sorted({d.repository for d in deleted}))   # the rest of the storage is not read
+        scan.repos = parse_listing(host.run(listing_command(root, repos=affected), timeout=None).text)
         remaining = {name: state.tagged for name, state in scan.repos.items()}
         return scan.delete(orphans(scan, remaining, by_repository(deleted)))
