@@ -55,11 +55,6 @@ def parse_tags(text: str) -> tuple[float, list[TagFact]]:
     return now, tags
 
 
-def list_tags(host: Host, root: str) -> tuple[float, list[TagFact]]:
-    """Every tag of the storage at `root` (one round trip). Raises HostError, ListingError."""
-    return parse_tags(host.run(scripts.command("list_tags", root), timeout=None).text)
-
-
 def parse_blobs(text: str) -> dict[str, dict]:
     """`read_blobs.sh` output -> hex -> parsed JSON document (blobs that are not JSON objects are left out)."""
     docs = {}

@@ -23,7 +23,7 @@ from gcops.hostside import scripts
 from gcops.hosts import Host
 from gcops.preflight import Refused
 from gcops.registry.untagged import HEX, REPO, RepoManifests, UntaggedScan, listing_command, parse_listing
-from gcops.retention.listing import ConfigReader, list_tags
+from gcops.retention.listing import ConfigReader, parse_tags
 from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
 
 SUPPORTED_DRIVERS = ("filesystem",)
@@ -66,19 +66,35 @@ def parse_outcomes(text: str) -> dict[tuple[str, str], str]:
 
 
 class RetentionStep:
-    """`prepare` before the window (what goes; refuses an emptied repository), `apply` inside it."""
+    """`prepare` before the window (what goes; refuses an emptied repository), `apply` inside it.
+
+    A window step of gcops.maintenance: `name`, `apply(node)` on the verified GC node, and
+    `deleted` (manifests unlinked, added to manifests_deleted); `tags_deleted` holds the SPEC entries.
+    """
+
+    name = "retention"
 
     def __init__(self, rules: Sequence[RetentionRule], log=None):
         self.rules = tuple(rules)
         self.log = log or structlog.get_logger()
         self.planned: list[Deletion] = []
         self.tags: list[TagFact] = []        # as prepare saw them
-        self.deleted: list[dict] = []       # SPEC tags_deleted entries, set as soon as the tags are gone
-        self.manifests_deleted = 0
+        self.tags_deleted: list[dict] = []  # SPEC entries, set as soon as the tags are gone
+        self.deleted = 0                    # manifests whose revision links were removed
         self._configs: ConfigReader | None = None
 
+    @staticmethod
+    def listing_command(root: str) -> str:
+        """The command listing every tag with its digest and push time (what prepare and apply send)."""
+        return scripts.command("list_tags", root)
+
+    @staticmethod
+    def delete_command(root: str) -> str:
+        """The command removing re-checked tags inside the window (stdin: repository<TAB>tag<TAB>hex)."""
+        return scripts.command("delete_tags", root)
+
     def _facts(self, host: Host, root: str) -> tuple[float, list[TagFact]]:
-        now, tags = list_tags(host, root)
+        now, tags = parse_tags(host.run(self.listing_command(root), timeout=None).text)
         if any(rule.age_from == "created" for rule in self.rules):
             if self._configs is None or self._configs.host is not host:
                 docs = self._configs.docs if self._configs else {}
@@ -117,7 +133,11 @@ class RetentionStep:
         out = host.run(scripts.command("removal_bytes", root), input="".join(lines).encode("ascii"), timeout=None)
         return int(out.text.strip().removeprefix("bytes=") or 0)
 
-    def apply(self, host: Host, root: str) -> list[dict]:
+    def apply(self, node) -> list[dict]:
+        """The window step: `apply_on` the GC node (a gcops.maintenance Node, read-only verified)."""
+        return self.apply_on(node.host, node.facts.storage_root)
+
+    def apply_on(self, host: Host, root: str) -> list[dict]:
         """Inside the read-only window: delete the planned tags that the rules still delete, with the
         same digest, then remove the revision links of what they leave untagged. Gives the SPEC
         `tags_deleted` entries. Raises RetentionRefused (nothing deleted) when the storage changed so
@@ -132,15 +152,15 @@ class RetentionStep:
         if len(todo) < len(self.planned):
             self.log.info("retention_spared", tags=[f"{d.repository}:{d.tag}" for d in self.planned if d not in todo])
         data = "".join(f"{d.repository}\t{d.tag}\t{d.digest[7:]}\n" for d in todo).encode("ascii")
-        outcomes = parse_outcomes(host.run(scripts.command("delete_tags", root), input=data, timeout=None).text)
+        outcomes = parse_outcomes(host.run(self.delete_command(root), input=data, timeout=None).text)
         deleted = [d for d in todo if outcomes.get((d.repository, d.tag)) == "deleted"]
         failed = [f"{d.repository}:{d.tag}" for d in todo if outcomes.get((d.repository, d.tag)) == "failed"]
         if failed:
             self.log.error("retention_delete_failed", tags=failed)
-        self.deleted = [{"repository": d.repository, "tag": d.tag, "digest": d.digest} for d in deleted]
-        self.manifests_deleted = self._reclaim(host, root, deleted) if deleted else 0
-        self.log.info("retention_applied", tags_deleted=len(deleted), manifests_unlinked=self.manifests_deleted)
-        return self.deleted
+        self.tags_deleted = [{"repository": d.repository, "tag": d.tag, "digest": d.digest} for d in deleted]
+        self.deleted = self._reclaim(host, root, deleted) if deleted else 0
+        self.log.info("retention_applied", tags_deleted=len(deleted), manifests_unlinked=self.deleted)
+        return self.tags_deleted
 
     def _reclaim(self, host: Host, root: str, deleted: list[Deletion]) -> int:
         """Remove the revision links of the manifests `deleted` left untagged (the untagged.py way)."""

@@ -91,7 +91,7 @@ def test_plan_and_run_delete_exactly_the_policy_tags(host_factory, tmp_path):
         assert e["digest"] == imgs[(e["repository"], e["tag"])].manifest_digest and e["rule"] == "retention[0]"
         assert abs(e["age_seconds"] - {"old": 30, "dev-1": 20, "dev-2": 10, "multi-old": 30}[e["tag"]] * DAY) < 600
     dry = run_gcops("--config", str(cfg), "run", "--dry-run")
-    assert dry.returncode == 0 and all(f"{r}:{t} (" in dry.stdout for r, t in doomed), dry.stdout
+    assert dry.returncode == 0 and all(f"{r}:{t} (sha256:" in dry.stdout for r, t in doomed), dry.stdout
     assert "team/app:stable (" not in dry.stdout
     assert images.storage_du(h) == du_before and all((tags_dir(h, r) / t).is_dir() for r, t in doomed)
 

@@ -162,8 +162,8 @@ def test_a_push_between_plan_and_window_is_never_deleted(storage):
     os.utime(tags / "multi/current/link")                                  # pushed again just now
     (tags / "old/current/link").write_text(f"sha256:{index}")              # the tag moved
     os.utime(tags / "old/current/link", (PUSHED, PUSHED))
-    assert step.apply(LocalHost(), str(root)) == []
-    assert (tags / "multi").is_dir() and (tags / "old").is_dir() and step.manifests_deleted == 0
+    assert step.apply_on(LocalHost(), str(root)) == []
+    assert (tags / "multi").is_dir() and (tags / "old").is_dir() and step.deleted == 0
 
 
 def test_apply_unlinks_what_the_deleted_tag_leaves_untagged_but_not_a_shared_child(storage):
@@ -173,8 +173,8 @@ def test_apply_unlinks_what_the_deleted_tag_leaves_untagged_but_not_a_shared_chi
     revisions = root / "docker/registry/v2/repositories/g/app/_manifests/revisions/sha256"
     step = RetentionStep([_rule(name="multi|old")])
     step.prepare(LocalHost(), str(root))
-    deleted = step.apply(LocalHost(), str(root))
+    deleted = step.apply_on(LocalHost(), str(root))
     assert {d["tag"] for d in deleted} == {"multi", "old"}
     assert not (revisions / index).exists()            # the index: no tag left on it
     assert (revisions / manifest / "link").exists()    # its child: "stable" still points at it
-    assert step.manifests_deleted == 1
+    assert step.deleted == 1
