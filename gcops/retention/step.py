@@ -20,7 +20,7 @@ import structlog
 
 from gcops.config import RetentionRule
 from gcops.hostside import scripts
-from gcops.hosts import Host
+from gcops.hosts import Host, HostError
 from gcops.preflight import Refused
 from gcops.registry.untagged import HEX, REPO, RepoManifests, UntaggedScan, listing_command, parse_listing
 from gcops.retention.listing import ConfigReader, parse_tags
@@ -155,11 +155,12 @@ class RetentionStep:
         outcomes = parse_outcomes(host.run(self.delete_command(root), input=data, timeout=None).text)
         deleted = [d for d in todo if outcomes.get((d.repository, d.tag)) == "deleted"]
         failed = [f"{d.repository}:{d.tag}" for d in todo if outcomes.get((d.repository, d.tag)) == "failed"]
-        if failed:
-            self.log.error("retention_delete_failed", tags=failed)
         self.tags_deleted = [{"repository": d.repository, "tag": d.tag, "digest": d.digest} for d in deleted]
         self.deleted = self._reclaim(host, root, deleted) if deleted else 0
         self.log.info("retention_applied", tags_deleted=len(deleted), manifests_unlinked=self.deleted)
+        if failed:   # a person must look (permissions?): no GC on a storage gcops could not change as planned
+            raise HostError(f"{host.name}: retention could not remove {len(failed)} tag director"
+                            f"{'y' if len(failed) == 1 else 'ies'} under {root}: {', '.join(failed[:5])}")
         return self.tags_deleted
 
     def _reclaim(self, host: Host, root: str, deleted: list[Deletion]) -> int:
