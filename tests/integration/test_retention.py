@@ -127,6 +127,13 @@ def test_plan_and_run_delete_exactly_the_policy_tags(host_factory, tmp_path):
     again = json_doc(run_gcops("--config", str(cfg), "plan", "--json"))["instances"][0]
     assert again["retention"]["delete"] == [] and again["error"] is None   # the next run has nothing to delete
 
+    # age_from = "created": the test images are stamped 1970 (like reproducible builds), pushed 3 days ago
+    created = config(tmp_path, h, RULE.replace('repositories = "team/.*"', 'repositories = "team/app"')
+                     .replace('name_regex = ".*"', 'name_regex = "fresh-2"').replace("keep_n = 1", "keep_n = 0")
+                     + 'age_from = "created"\n')
+    [entry] = json_doc(run_gcops("--config", str(created), "plan", "--json"))["instances"][0]["retention"]["delete"]
+    assert entry["tag"] == "fresh-2" and entry["age_seconds"] > 50 * 365 * DAY
+
 
 def test_a_policy_that_would_empty_a_repository_is_refused_until_allowed(host_factory, tmp_path):
     """Locally (host = "local", no SSH at all), as admins on the registry machine run it."""
