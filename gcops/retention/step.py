@@ -22,7 +22,8 @@ from gcops.config import RetentionRule
 from gcops.hostside import scripts
 from gcops.hosts import Host, HostError
 from gcops.preflight import Refused
-from gcops.registry.untagged import HEX, REPO, RepoManifests, UntaggedScan, listing_command, parse_listing
+from gcops.registry.untagged import (HEX, REPO, RepoManifests, UntaggedScan, delete_input, listing_command,
+                                     parse_listing, reached)
 from gcops.retention.listing import ConfigReader, parse_tags
 from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
 
@@ -44,11 +45,14 @@ def by_repository(deletions: Sequence[Deletion]) -> dict[str, set[str]]:
 def orphans(scan: UntaggedScan, remaining: dict[str, set[str]], deleted: dict[str, set[str]]) -> dict[str, set[str]]:
     """Manifests (with revision links) reached from `deleted` and not from any `remaining` tag, per repository.
 
-    `scan.repos` must hold the revisions; index blobs are read through `scan` when needed.
+    `scan.repos` must hold the revisions. Index blobs are read through `scan`, for every repository
+    at once (a round trip per nesting level, not per repository).
     """
+    kept = {repo: remaining.get(repo, set()) for repo in deleted}
+    scan.reach(set().union(*deleted.values(), *kept.values()))
     out = {}
     for repo, digests in deleted.items():
-        gone = scan.reach(digests) - scan.reach(remaining.get(repo, set()))
+        gone = reached(digests, scan.children_of) - reached(kept[repo], scan.children_of)
         gone &= scan.repos.get(repo, RepoManifests()).revisions
         if gone:
             out[repo] = gone
@@ -164,9 +168,14 @@ class RetentionStep:
         return self.tags_deleted
 
     def _reclaim(self, host: Host, root: str, deleted: list[Deletion]) -> int:
-        """Remove the revision links of the manifests `deleted` left untagged (the untagged.py way)."""
+        """Remove the revision links (and tag history links) of the manifests `deleted` left untagged:
+        what `--delete-untagged` removes for them (registry/untagged.py), in one `rm` for all."""
         scan = UntaggedScan(host, root)
         affected = tuple(sorted({d.repository for d in deleted}))   # the rest of the storage is not read
         scan.repos = parse_listing(host.run(listing_command(root, repos=affected), timeout=None).text)
         remaining = {name: state.tagged for name, state in scan.repos.items()}
-        return scan.delete(orphans(scan, remaining, by_repository(deleted)))
+        data = delete_input(orphans(scan, remaining, by_repository(deleted)))
+        if not data:
+            return 0
+        out = host.run(scripts.command("unlink_manifests", root), input=data, timeout=None).text
+        return int(out.strip().rpartition("unlinked=")[2] or 0)

@@ -15,7 +15,7 @@ from gcops.hosts import LocalHost
 from gcops.retention.listing import ConfigReader, parse_created, parse_tags
 from gcops.retention.step import parse_outcomes
 
-SCRIPTS = ("list_tags", "read_blobs", "delete_tags", "removal_bytes")
+SCRIPTS = ("list_tags", "read_blobs", "delete_tags", "removal_bytes", "unlink_manifests")
 SHELLS = [pytest.param(["dash"], id="dash"), pytest.param(["busybox", "sh"], id="busybox")]
 PUSHED = 1_700_000_000
 
@@ -99,6 +99,19 @@ def test_delete_tags_removes_only_tags_still_pointing_at_the_planned_digest(shel
     assert (repo / "tags/stable/current/link").read_text() == f"sha256:{manifest}"     # shares the digest
     assert (repo / "tags/multi/current/link").exists()
     assert (repo / "revisions/sha256" / manifest / "link").exists()                  # the manifest itself stays
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_unlink_manifests_removes_revision_and_tag_history_links(shell, storage):
+    root, manifest, index = storage
+    repo = root / "docker/registry/v2/repositories/g/app/_manifests"
+    out = _run(shell, "unlink_manifests", root, input=f"g/app\t{index}\ng/app\t{'0' * 64}\n".encode())
+    assert out.strip() == "unlinked=1"                       # the missing one is not counted
+    assert not (repo / "revisions/sha256" / index).exists()
+    assert not (repo / "tags/multi/index/sha256" / index).exists()
+    assert (repo / "tags/multi/current/link").exists()       # the tag itself is delete_tags' business
+    assert (repo / "revisions/sha256" / manifest / "link").exists()
+    assert _run(shell, "unlink_manifests", root, input=b"").strip() == "unlinked=0"
 
 
 @pytest.mark.parametrize("shell", SHELLS)
