@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.build_registry import build  # noqa: E402
 from gcops.config import RetentionRule  # noqa: E402
 from gcops.hosts import LocalHost  # noqa: E402
+from gcops.registry.untagged import UntaggedScan  # noqa: E402
 from gcops.retention import RetentionStep  # noqa: E402
 
 DAY = 86400
@@ -73,6 +74,13 @@ def main() -> int:
         step = RetentionStep([rule()])
         planned = timed("prepare: list tags + evaluate (before the window)", lambda: step.prepare(host, str(root)))
         print(f"  {len(planned)} tags due ({len(created.planned)} with age_from = created)")
+        def plan_bytes():
+            scan = UntaggedScan(host, str(root))
+            scan.find()
+            return step.removal_bytes(host, str(root), step.left_untagged(scan))
+
+        links = timed("plan: manifests left untagged + bytes of links", plan_bytes)
+        print(f"  {links:,} bytes of tag and revision links")
         deleted = timed("apply: relist, re-evaluate, delete, unlink (in window)",
                         lambda: step.apply_on(host, str(root)))
         print(f"  {len(deleted)} tags deleted, {step.deleted} manifests unlinked")

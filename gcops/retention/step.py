@@ -88,17 +88,24 @@ class RetentionStep:
         self._configs: ConfigReader | None = None
 
     @staticmethod
-    def listing_command(root: str) -> str:
-        """The command listing every tag with its digest and push time (what prepare and apply send)."""
-        return scripts.command("list_tags", root)
+    def listing_command(root: str, only_named: bool = False) -> str:
+        """The command listing every tag with its digest and push time (prepare), or with `only_named`
+        those of the repositories named on stdin (apply: the window re-lists only what it may change)."""
+        return scripts.command("list_tags", root, "-") if only_named else scripts.command("list_tags", root)
 
     @staticmethod
     def delete_command(root: str) -> str:
         """The command removing re-checked tags inside the window (stdin: repository<TAB>tag<TAB>hex)."""
         return scripts.command("delete_tags", root)
 
-    def _facts(self, host: Host, root: str) -> tuple[float, list[TagFact]]:
-        now, tags = parse_tags(host.run(self.listing_command(root), timeout=None).text)
+    def _facts(self, host: Host, root: str, repos: set[str] | None = None) -> tuple[float, list[TagFact]]:
+        """(host's now, tags) of every repository, or of `repos` only."""
+        if repos is None:
+            out = host.run(self.listing_command(root), timeout=None).text
+        else:
+            names = "".join(f"{r}\n" for r in sorted(repos) if REPO.match(r)).encode("ascii")
+            out = host.run(self.listing_command(root, only_named=True), input=names, timeout=None).text
+        now, tags = parse_tags(out)
         if any(rule.age_from == "created" for rule in self.rules):
             if self._configs is None or self._configs.host is not host:
                 docs = self._configs.docs if self._configs else {}
@@ -148,8 +155,10 @@ class RetentionStep:
         that a repository would now be emptied; HostError."""
         if not self.planned:
             return []
-        now, tags = self._facts(host, root)
-        evaluation = evaluate(self.rules, tags, now)
+        # rules work per repository: those without planned deletions need not be read again
+        affected = {d.repository for d in self.planned}
+        now, tags = self._facts(host, root, affected)
+        evaluation = evaluate(self.rules, [t for t in tags if t.repository in affected], now)
         if evaluation.refused:
             raise RetentionRefused("; ".join(e.message() for e in evaluation.refused))
         todo = confirmed(self.planned, evaluation.deletions)

@@ -191,3 +191,13 @@ def test_apply_unlinks_what_the_deleted_tag_leaves_untagged_but_not_a_shared_chi
     assert not (revisions / index).exists()            # the index: no tag left on it
     assert (revisions / manifest / "link").exists()    # its child: "stable" still points at it
     assert step.deleted == 1
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_list_tags_of_named_repositories_only(shell, storage):
+    root, manifest, index = storage
+    _tag(root, "g/other", "x", manifest, PUSHED)
+    _, tags = parse_tags(_run(shell, "list_tags", root, "-", input=b"g/other\nnot/there\n"))
+    assert [(t.repository, t.tag) for t in tags] == [("g/other", "x")]
+    _, tags = parse_tags(_run(shell, "list_tags", root, "-", input=b"not/there\n"))
+    assert tags == []
