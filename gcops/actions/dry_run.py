@@ -85,16 +85,20 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 _step(steps, node.address, "enter", command,
                       f"the read-only config ({len(new)} bytes)" if new is not None else None)
                 _step(steps, node.address, "verify", hostside.check_command(node.plan))
+            if retention is not None and retention.planned:   # hook(retention): what RetentionStep.apply sends
+                affected = retention.affected()
+                _step(steps, first.address, "retention", retention.listing_command(root, only_named=True),
+                      f"the {len(affected)} repositories with planned deletions, to evaluate the rules again")
+                _step(steps, first.address, "retention", retention.delete_command(root),
+                      "repository<TAB>tag<TAB>digest of the planned tags still due and still pointing there: "
+                      + ", ".join(f"{d.repository}:{d.tag} ({d.digest}, {d.rule})" for d in retention.planned))
+                _step(steps, first.address, "retention", untagged.listing_command(root, repos=affected))
+                _step(steps, first.address, "retention", retention.unlink_command(root),
+                      "repository<TAB>digest of the manifests the deleted tags leave untagged")
             if opts.delete_untagged:
                 _step(steps, first.address, "delete_untagged",
                       f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",
                       "repository<TAB>digest lines of the re-checked candidates")
-            if retention is not None and retention.planned:   # hook(retention)
-                _step(steps, first.address, "retention", retention.delete_command(root),
-                      "repository<TAB>tag<TAB>digest of the tags the rules still delete, re-checked in the "
-                      "window: " + ", ".join(f"{d.repository}:{d.tag} ({d.digest}, {d.rule})"
-                                             for d in retention.planned)
-                      + "; then the revision links of the manifests they leave untagged")
             _step(steps, first.address, "gc", RegistryGC(instance).command(first))
             for node in nodes[:1] + nodes[1:][::-1]:
                 _step(steps, node.address, "restore", hostside.leave_command(node.plan))

@@ -98,6 +98,15 @@ class RetentionStep:
         """The command removing re-checked tags inside the window (stdin: repository<TAB>tag<TAB>hex)."""
         return scripts.command("delete_tags", root)
 
+    @staticmethod
+    def unlink_command(root: str) -> str:
+        """The command unlinking the manifests deleted tags left untagged (stdin: repository<TAB>hex)."""
+        return scripts.command("unlink_manifests", root)
+
+    def affected(self) -> tuple[str, ...]:
+        """The repositories with planned deletions: all the window reads and changes."""
+        return tuple(sorted({d.repository for d in self.planned}))
+
     def _facts(self, host: Host, root: str, repos: set[str] | None = None) -> tuple[float, list[TagFact]]:
         """(host's now, tags) of every repository, or of `repos` only."""
         if repos is None:
@@ -186,5 +195,5 @@ class RetentionStep:
         data = delete_input(orphans(scan, remaining, by_repository(deleted)))
         if not data:
             return 0
-        out = host.run(scripts.command("unlink_manifests", root), input=data, timeout=None).text
+        out = host.run(self.unlink_command(root), input=data, timeout=None).text
         return int(out.strip().rpartition("unlinked=")[2] or 0)
