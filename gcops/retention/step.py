@@ -28,6 +28,7 @@ from gcops.retention.listing import ConfigReader, parse_tags
 from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
 
 SUPPORTED_DRIVERS = ("filesystem",)
+MAX_NAMED_REPOSITORIES = 2000   # repositories named on a `find` command line (~60 KiB); more: list them all
 
 
 class RetentionRefused(Refused):
@@ -189,7 +190,9 @@ class RetentionStep:
         """Remove the revision links (and tag history links) of the manifests `deleted` left untagged:
         what `--delete-untagged` removes for them (registry/untagged.py), in one `rm` for all."""
         scan = UntaggedScan(host, root)
-        affected = tuple(sorted({d.repository for d in deleted}))   # the rest of the storage is not read
+        affected = tuple(sorted({d.repository for d in deleted}))   # the rest of the storage is not read,
+        if len(affected) > MAX_NAMED_REPOSITORIES:                   # unless the names would not fit a command line
+            affected = ()
         scan.repos = parse_listing(host.run(listing_command(root, repos=affected), timeout=None).text)
         remaining = {name: state.tagged for name, state in scan.repos.items()}
         data = delete_input(orphans(scan, remaining, by_repository(deleted)))
