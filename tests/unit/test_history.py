@@ -118,7 +118,7 @@ def test_schema_version_is_set(tmp_path):
     record_run(tmp_path, RUN_1)
 
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == len(history.MIGRATIONS)
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -141,7 +141,8 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
 
 
 def test_appended_migration_upgrades_an_existing_database(tmp_path, monkeypatch):
-    record_run(tmp_path, RUN_1)  # a version 1 database
+    record_run(tmp_path, RUN_1)  # a database at the current version
+    base = history.schema_version()
 
     def v2_add_operator(db):
         db.execute("ALTER TABLE runs ADD COLUMN operator TEXT")
@@ -152,7 +153,7 @@ def test_appended_migration_upgrades_an_existing_database(tmp_path, monkeypatch)
     assert load_runs(tmp_path) == [RUN_1]  # reading upgrades
     record_run(tmp_path, RUN_2)
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == base + 1
         assert db.execute("SELECT operator FROM runs ORDER BY run_id").fetchall() == [
             ("unknown",), (None,)]
 
@@ -170,7 +171,7 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch
     monkeypatch.undo()
 
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version()
         columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
     assert "operator" not in columns
     assert load_runs(tmp_path) == [RUN_1]
