@@ -168,3 +168,28 @@ def test_host_scripts_pass_shellcheck():
     assert len(scripts) >= 2
     out = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", *map(str, scripts)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.parametrize("tools", TOOLS)
+@pytest.mark.parametrize("shell", SHELLS)
+def test_link_bytes_matches_gnu_du(shell, tools, applets, tmp_path):
+    from gcops.registry.untagged import delete_input, links_size_command
+
+    root = tmp_path / "st"
+    v2 = root / "docker/registry/v2/repositories"
+    hexes = ["aa" * 32, "bb" * 32]
+    paths = []
+    for hexd in hexes:
+        rev = v2 / "team/app/_manifests/revisions/sha256" / hexd
+        rev.mkdir(parents=True)
+        (rev / "link").write_text(f"sha256:{hexd}")
+        idx = v2 / "team/app/_manifests/tags/t-{}/index/sha256".format(hexd[:2]) / hexd
+        idx.mkdir(parents=True)
+        (idx / "link").write_text(f"sha256:{hexd}")
+        paths += [rev, idx]
+    command = links_size_command(str(root))
+    out = run_script(shell, tools, applets, command, delete_input({"team/app": set(hexes), "team/gone": {"cc" * 32}}))
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == gnu_du(*paths) > 0
+    bad = run_script(shell, tools, applets, command, b"../../etc\t" + b"aa" * 32 + b"\n")
+    assert bad.returncode != 0 and bad.stdout == b""
