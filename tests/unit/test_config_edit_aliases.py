@@ -62,6 +62,23 @@ storage:
   maintenance:
     <<: *m
 """,
+    "flag_is_a_scalar_alias": HEAD + """x-off: &no false
+storage:
+  filesystem:
+    rootdirectory: /r
+  maintenance:
+    readonly:
+      enabled: *no
+""",
+    "flag_is_an_anchored_scalar": HEAD + """storage:
+  filesystem:
+    rootdirectory: /r
+  maintenance:
+    readonly:
+      enabled: &no false
+    uploadpurging:
+      enabled: *no
+""",
     "flow_style_with_anchor": HEAD + """storage: {filesystem: {rootdirectory: /r}, maintenance: {uploadpurging: &u {enabled: false}, readonly: *u}}
 """,
     "tabs_before_comments": HEAD + "storage:\t# the storage\n  filesystem:\n    rootdirectory: /r\t# root\n"
@@ -73,7 +90,7 @@ storage:
 
 
 # an anchored original on the flag's own path, or flow style: no surgical edit, a round trip
-ROUND_TRIP = ("uploadpurging_aliases_readonly", "flow_style_with_anchor")
+ROUND_TRIP = ("uploadpurging_aliases_readonly", "flow_style_with_anchor", "flag_is_an_anchored_scalar")
 
 
 def registry_view(text: str) -> dict:
