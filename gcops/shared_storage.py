@@ -25,7 +25,10 @@ kept in the history (`storage_owners`): an instance on a storage last collected
 by ANOTHER instance that is still in the config is refused too (the other one
 stays writable meanwhile); when that other name is gone from the config (a
 rename, or the two were merged into one HA instance) it is only a warning and
-the new name takes over.
+the new name takes over. Refused, not warned: a warning in a nightly timer's
+log is read after the data is gone. Two names for the very same registry
+(same hosts, same config file) write nothing the other does not see
+read-only, so they are not refused (`writers`).
 """
 from __future__ import annotations
 
@@ -120,15 +123,23 @@ def _hosts_toml(instances: Sequence[Instance]) -> str:
     return "hosts = [" + ", ".join(f'"{a}"' for a in dict.fromkeys(addresses)) + "]"
 
 
+def writers(instance: Instance) -> frozenset[tuple[str, str]]:
+    """The registries an instance makes read-only: (host, config path) of each of its nodes. Two
+    names for the very same registry have the same writers, and are no danger to each other."""
+    config = (getattr(instance, "vars", None) or {}).get("config", "")
+    return frozenset((host, config) for host in instance.hosts)
+
+
 def find_shared(sightings: Sequence[Sighting]) -> dict[str, str]:
-    """{instance name: refusal} for every instance whose storage id another one of `sightings` has."""
+    """{instance name: refusal} for every instance whose storage id another one of `sightings` has,
+    when that other one would leave a different registry writable."""
     groups: dict[str, list[Sighting]] = {}
     for seen in sightings:
         if seen.storage_id:
             groups.setdefault(seen.storage_id, []).append(seen)
     refusals = {}
     for storage_id, group in groups.items():
-        if len(group) < 2:
+        if len({writers(s.instance) for s in group}) < 2:
             continue
         names = " and ".join(f"'{s.instance.name}'" for s in group)
         where = ", ".join(f"{s.instance.hosts[0]}:{s.storage_root}" for s in group)
@@ -167,6 +178,8 @@ def screen(config: Config, sightings: list[Sighting], log) -> Screening:
         if owner is None or owner["instance"] == name:
             continue
         other = configured.get(owner["instance"])
+        if other is not None and writers(other) == writers(seen.instance):
+            continue                # the same registry under a second name
         if other is None:
             log.warning("storage_owner_changed", instance=name, host=seen.instance.hosts[0],
                         storage_id=seen.storage_id, previous=owner["instance"],

@@ -72,8 +72,8 @@ def test_parse_identity_rejects_garbage(text):
         parse_identity(text)
 
 
-def inst(name, *hosts):
-    return SimpleNamespace(name=name, hosts=tuple(hosts))
+def inst(name, *hosts, config="/etc/docker/registry/config.yml"):
+    return SimpleNamespace(name=name, hosts=tuple(hosts), vars={"config": config})
 
 
 def test_two_instances_on_one_storage_are_both_refused():
@@ -85,6 +85,14 @@ def test_two_instances_on_one_storage_are_both_refused():
     assert sorted(refusals) == ["a", "b"]
     assert refusals["a"] == refusals["b"]
     assert "'a' and 'b'" in refusals["a"] and 'hosts = ["10.0.0.1", "10.0.0.2"]' in refusals["a"]
+
+
+def test_the_same_registry_under_two_names_is_not_refused():
+    same = "gcops-storage-" + "a" * 32
+    seen = [Sighting(inst("a", "10.0.0.1"), "/srv/reg", same), Sighting(inst("b", "10.0.0.1"), "/srv/reg", same)]
+    assert find_shared(seen) == {}
+    other_config = Sighting(inst("c", "10.0.0.1", config="/etc/other.yml"), "/srv/reg", same)
+    assert sorted(find_shared(seen + [other_config])) == ["a", "b", "c"]
 
 
 def config(tmp_path, *names):
