@@ -31,7 +31,12 @@ def test_two_instances_on_one_storage_are_refused_before_anything_changes(host_f
     assert images.blob_digests_on_disk(a) == blobs                       # no GC
     assert (a.config_file.read_bytes(), b.config_file.read_bytes()) == originals
     assert write_probe(a) == 400 and write_probe(b) == 400               # both writable all along
-    dry = run_gcops("--config", str(config), "run", "--dry-run", "--json")     # says so too, changing nothing
+    checked = run_gcops("--config", str(config), "check", "--json")           # check says so too
+    assert checked.returncode == 1, checked.stderr
+    for inst in json_doc(checked)["instances"]:
+        shared_check = next(c for c in inst["checks"] if c["name"] == "shared_storage")
+        assert not inst["ok"] and not shared_check["ok"] and "'reg-a' and 'reg-b'" in shared_check["detail"]
+    dry = run_gcops("--config", str(config), "run", "--dry-run", "--json")     # and --dry-run, changing nothing
     assert dry.returncode == 1, dry.stderr
     assert all("'reg-a' and 'reg-b'" in i["refused"] for i in json_doc(dry)["instances"])
     # the user's next actions: pushes keep working on both, then the two declared as one instance
