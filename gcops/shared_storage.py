@@ -42,10 +42,10 @@ from typing import Sequence
 
 from gcops import history
 from gcops.config import Config, Instance
-from gcops.hosts import HostError, connect
-from gcops.maintenance import ssh_settings
+from gcops.hosts import connect
 from gcops.hostside import scripts
-from gcops.registry.config_file import RegistryConfigError, parse_registry_config
+from gcops.maintenance import ssh_settings
+from gcops.registry.config_file import parse_registry_config
 from gcops.results import OK, InstanceResult
 
 STORAGE_ID = re.compile(r"gcops-storage-[0-9a-f]{32}")
@@ -110,8 +110,8 @@ def sight(instance: Instance, *, create: bool) -> Sighting:
             raise IdentityError(result.stderr.decode("utf-8", "replace").strip()[-200:] or
                                 f"exit {result.exit_code}")
         seen.storage_id = parse_identity(result.text)
-    except (HostError, RegistryConfigError, IdentityError, KeyError) as exc:
-        seen.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - best effort before the run: never stops the others
+        seen.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
     finally:
         if host is not None:
             host.close()

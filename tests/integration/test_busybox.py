@@ -25,7 +25,6 @@ def test_busybox_host_reports_the_real_drop(host_factory, tmp_path):
 
     assert proc.returncode == 0, proc.stderr
     inst = json_doc(proc)["instances"][0]
-    print(f"busybox host: reclaimed_bytes={inst['reclaimed_bytes']} real drop (GNU du -sB1)={drop} planned={planned['reclaimable_bytes']}")
     assert drop > 2 * 64 * 1024
     assert abs(inst["reclaimed_bytes"] - drop) <= drop // 100, (inst["reclaimed_bytes"], drop)
     assert abs(inst["storage_bytes_before"] - before) <= before // 100

@@ -2,7 +2,7 @@
 the anchored uploadpurging block, with a tab before a comment (issue #10 item 8)."""
 from __future__ import annotations
 
-from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, write_config
+from tests.harness.gcops_cli import instance_block, write_config
 from tests.harness.kinds import KINDS, registry_config
 from tests.integration.conftest import all_pull, finish, make_garbage, slow_registry, spawn_until_gc, write_probe
 
