@@ -31,12 +31,19 @@ class Collected:
 
 
 class RegistryGC:
-    """The registry's own garbage-collect (never with -m), run by gc.sh inside the window."""
+    """The registry's own garbage-collect (never with -m), run by gc.sh inside the window.
+
+    A collector has `prepare(node)` (before the window, writes accepted), `run(node, deadline, cancel,
+    collected)` (inside it, on the GC node) and `read_output(node, collected)` (what it deleted).
+    """
 
     name = "gc"
 
     def __init__(self, instance):
         self.instance = instance
+
+    def prepare(self, node: Node) -> None:
+        """Nothing to do before the window: the registry's GC marks and sweeps inside it."""
 
     def command(self, node: Node) -> str:
         """The exact command sent to the GC node (dry-run prints it too)."""

@@ -41,7 +41,8 @@ class InstanceCycle:
                                      delete_untagged=options.delete_untagged)
         self.collector = RegistryGC(instance)
         self.collected = Collected()
-        self.steps: list = []
+        self.steps: list = []          # inside the window, before the collector (apply(node))
+        self.after_steps: list = []    # inside the window, after it (apply_after(node, collected)): caches
         self.window: Window | None = None
         self.notes: list[str] = []
 
@@ -125,6 +126,7 @@ class InstanceCycle:
 
     def _prepare(self) -> None:
         """Work done while writes are still accepted: finding what the window will remove."""
+        self.collector.prepare(self.gc_node)
         if self.options.delete_untagged:
             self._step("find_untagged", host=self.gc_node.address)
             untagged = UntaggedRemoval(self.gc_node, self.log)
@@ -143,13 +145,17 @@ class InstanceCycle:
                 step.apply(self.gc_node)
             self._step("gc", host=self.gc_node.address)
             self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+            if self.after_steps:
+                # what the collector deleted must be known before writes are accepted again
+                self._read_collector_output()
+                for step in self.after_steps:
+                    self._step(step.name, host=self.gc_node.address)
+                    step.apply_after(self.gc_node, self.collected)
         self.result.read_only_verified = window.verified
         if not window.restored:
             raise WindowFailed(self._node_notes()[0] if self._node_notes() else "not restored")
-        if self.collected.started:
-            error = self.collector.read_output(self.gc_node, self.collected)
-            if error:
-                raise WindowFailed(error)
+        if self.collected.started and self.collected.summary is None:
+            self._read_collector_output()
         summary = self.collected.summary
         untagged = sum(getattr(step, "deleted", 0) for step in self.steps)
         if summary is not None:
@@ -158,6 +164,11 @@ class InstanceCycle:
         self.result.gc_seconds = self.collected.seconds
         self.log.info("gc_done", host=self.gc_node.address, blobs_deleted=self.result.blobs_deleted,
                       manifests_deleted=self.result.manifests_deleted, seconds=self.collected.seconds)
+
+    def _read_collector_output(self) -> None:
+        error = self.collector.read_output(self.gc_node, self.collected)
+        if error:
+            raise WindowFailed(error)
 
     # -- after -----------------------------------------------------------------------------------
     def _settle(self, before: storage.StorageSnapshot | None) -> None:

@@ -48,6 +48,7 @@ put_text "$D/lock/run_id" "$RUN$NL" || refuse "cannot write $D/lock/run_id (no s
 put_text "$D/lock/owner" "$OWNER$NL" || true
 put_text "$D/lock/pid" "$$$NL" || true   # leave.sh waits for a still-running enter before it restores
 if [ -e "$D/marker" ]; then say "leftover=$(head -n 1 "$D/marker")"; rm -rf "$D/lock"; exit 76; fi
+rm -f "$D"/gc-*.log    # GC output an earlier run could not read back: its figures are long recorded
 
 # The file the registry reads: a symlinked config is edited and restored at its target, the link kept.
 REAL=$(readlink -f "$CFG" 2>/dev/null) || REAL=
