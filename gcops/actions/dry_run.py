@@ -85,7 +85,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 _step(steps, first.address, "delete_untagged",
                       f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",
                       "repository<TAB>digest lines of the re-checked candidates")
-            _step(steps, first.address, "gc", RegistryGC(instance).command(first))
+            _step(steps, first.address, "gc", RegistryGC(instance, None).command(first))
             for node in nodes[:1] + nodes[1:][::-1]:
                 _step(steps, node.address, "restore", hostside.leave_command(node.plan))
             _step(steps, first.address, "measure", storage.measure_command(root))

@@ -1,6 +1,7 @@
 """One instance's whole cycle, top-down in `InstanceCycle.execute`; it always returns a result, never raises."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -8,14 +9,17 @@ from typing import Callable
 
 import structlog
 
-from gcops import preflight
+from gcops import hostside, preflight
 from gcops.config import Instance
 from gcops.hostside import recover_command
 from gcops.hosts import Cancelled, HostError, connect
+from gcops import window_guards
+from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
 from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import storage
+from gcops.registry.config_file import RegistryConfigError
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 
@@ -39,7 +43,7 @@ class InstanceCycle:
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
-        self.collector = RegistryGC(instance)
+        self.collector = RegistryGC(instance, self.log)
         self.collected = Collected()
         self.steps: list = []          # inside the window, before the collector (apply(node))
         self.after_steps: list = []    # inside the window, after it (apply_after(node, collected)): caches
@@ -132,6 +136,12 @@ class InstanceCycle:
             untagged = UntaggedRemoval(self.gc_node, self.log)
             untagged.prepare()
             self.steps.append(untagged)
+        try:  # hook(verify): a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
+            redis = window_guards.redis_settings_of(self.gc_node.facts.config_bytes)
+        except RegistryConfigError as exc:
+            raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
+        if redis is not None:
+            self.after_steps.append(RedisDescriptorPurge(redis, self.log))
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:
@@ -144,13 +154,17 @@ class InstanceCycle:
                 self._step(step.name, host=self.gc_node.address)
                 step.apply(self.gc_node)
             self._step("gc", host=self.gc_node.address)
-            self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
-            if self.after_steps:
-                # what the collector deleted must be known before writes are accepted again
-                self._read_collector_output()
-                for step in self.after_steps:
-                    self._step(step.name, host=self.gc_node.address)
-                    step.apply_after(self.gc_node, self.collected)
+            try:
+                self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+            finally:
+                if self.after_steps and self.collected.started:
+                    in_flight = sys.exc_info()[1] is not None
+                    try:
+                        self._after_collector()
+                    except Exception as exc:  # noqa: BLE001 - never hide the collector's own failure
+                        if not in_flight:
+                            raise
+                        self.gc_node.notes.append(f"{self.gc_node.address}: after the collector: {exc}")
         self.result.read_only_verified = window.verified
         if not window.restored:
             raise WindowFailed(self._node_notes()[0] if self._node_notes() else "not restored")
@@ -164,6 +178,19 @@ class InstanceCycle:
         self.result.gc_seconds = self.collected.seconds
         self.log.info("gc_done", host=self.gc_node.address, blobs_deleted=self.result.blobs_deleted,
                       manifests_deleted=self.result.manifests_deleted, seconds=self.collected.seconds)
+
+    def _after_collector(self) -> None:
+        """Inside the window, whatever the collector's fate: what it deleted must be known, and caches purged,
+        before writes are accepted again. A collector that did not end is stopped first."""
+        node = self.gc_node
+        if self.collected.exit_code is None:
+            node.host.run(hostside.gc_stop_command(node.plan), timeout=120, check=False)
+        error = self.collector.read_output(node, self.collected)
+        for step in self.after_steps:
+            self._step(step.name, host=node.address)
+            step.apply_after(node, self.collected)
+        if error:
+            raise WindowFailed(error)
 
     def _read_collector_output(self) -> None:
         error = self.collector.read_output(self.gc_node, self.collected)

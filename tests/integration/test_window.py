@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from tests.harness import images
+from tests.harness import images, netns
 from tests.harness.gcops_cli import json_doc, run_gcops, spawn_gcops
 from tests.integration.conftest import (all_pull, finish, make_garbage, slow_registry, spawn_until_gc, wait_for,
                                         write_probe)
@@ -36,8 +36,7 @@ def test_sigkill_then_run_again_at_once(host_factory, tmp_path):
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
     assert not (state_dir_of(h) / "lock").exists() and not (state_dir_of(h) / "marker").exists()
     assert all_pull(h, garbage.kept)
-    assert not any("gcops-gc" in " ".join(open(f"/proc/{p}/cmdline").read().split("\0"))
-                   for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cmdline"))
+    assert not any("gcops-gc" in " ".join(netns.cmdline(p)) for p in netns.pids_in(net_ino=h._net_ino))
 
 
 def test_sigkill_gc_end_restores_without_waiting_for_the_watchdog(host_factory, tmp_path):

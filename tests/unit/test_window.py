@@ -33,7 +33,7 @@ def calls(monkeypatch):
             raise WindowFailed("cannot enter")
         return None
 
-    def verify(node, outcome):
+    def verify(node, outcome, instance=None):
         log.append(("verify", node.address))
 
     def leave(node, instance, state_dir, log_):

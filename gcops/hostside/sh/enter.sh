@@ -66,7 +66,7 @@ put_text "$D/watchdog.sh" "$WATCHDOG_TEXT" && [ "$(sha_of "$D/watchdog.sh")" = "
 [ -e "$D/watchdog.log" ] || : > "$D/watchdog.log" 2>/dev/null || refuse "cannot create $D/watchdog.log (no space?)"
 # The original is kept as two hard links to its inode (no new space; mode, owner and labels kept):
 # "original" to compare against, "staged" to be renamed back, so restoring needs no free block.
-rm -f "$D/original" "$D/staged"
+rm -f "$D/original" "$D/staged" "$D/last-restore"
 if ln "$REAL" "$D/original" 2>/dev/null && ln "$REAL" "$D/staged" 2>/dev/null; then
   say "stage=link"
 else
