@@ -39,7 +39,7 @@ def check_instance(instance: Instance) -> dict:
 def check(config: Config, targets: Sequence[str], parallel: int | None = None) -> dict:
     instances = config.select(targets)
     results = map_parallel(check_instance, instances, parallel or config.settings.parallel)
-    # hook(portable): a storage another targeted instance shares (ids only read, never created)
+    # a storage another targeted instance shares (ids only read, never created)
     sightings = map_parallel(lambda i: shared_storage.sight(i, create=False), instances,
                              parallel or config.settings.parallel)
     refusals = shared_storage.screen(config, sightings, structlog.get_logger()).refusals

@@ -78,7 +78,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             if opts.delete_untagged:
                 _step(steps, first.address, "find_untagged", untagged.listing_command(root))
             retention = None
-            if opts.retention and instance.retention and not first.facts.empty_storage:   # hook(retention)
+            if opts.retention and instance.retention and not first.facts.empty_storage:
                 retention = RetentionStep(instance.retention)
                 _step(steps, first.address, "plan_retention", retention.listing_command(root))
                 retention.prepare(first.host, root, first.facts.registry.storage_driver)   # reads; may refuse
@@ -93,7 +93,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 _step(steps, node.address, "enter", command,
                       f"the read-only config ({len(new)} bytes)" if new is not None else None)
                 _step(steps, node.address, "verify", hostside.check_command(node.plan))
-            if retention is not None and retention.planned:   # hook(retention): what RetentionStep.apply sends
+            if retention is not None and retention.planned:   # what RetentionStep.apply sends
                 affected = retention.affected()
                 _step(steps, first.address, "retention", retention.listing_command(root, only_named=True),
                       f"the {len(affected)} repositories with planned deletions, to evaluate the rules again")
@@ -127,7 +127,7 @@ def dry_run(config: Config, request: RunRequest) -> dict:
 
     run_id = new_run_id()
     instances = config.select(request.targets)
-    # hook(portable): the shared-storage refusal a real run would make (ids only read, never created)
+    # the shared-storage refusal a real run would make (ids only read, never created)
     shared = shared_storage.screen(config, [shared_storage.sight(i, create=False) for i in instances],
                                    structlog.get_logger()).refusals
     described = [describe_instance(i, request, run_id) for i in instances]

@@ -30,7 +30,7 @@ class RunOptions:
     mode: str
     delete_untagged: bool
     max_window: float
-    retention: bool = True      # hook(retention): False with --no-retention
+    retention: bool = True      # False with --no-retention
 
 
 class InstanceCycle:
@@ -142,7 +142,7 @@ class InstanceCycle:
 
     def _prepare(self) -> None:
         """Work done while writes are still accepted: finding what the window will remove."""
-        if self.options.retention and self.instance.retention:   # hook(retention): may refuse, nothing touched
+        if self.options.retention and self.instance.retention:   # may refuse, nothing touched
             self._step("plan_retention", host=self.gc_node.address)
             retention = RetentionStep(self.instance.retention, self.log)
             retention.prepare(self.gc_node.host, self.gc_node.facts.storage_root,
@@ -154,7 +154,7 @@ class InstanceCycle:
             untagged = UntaggedRemoval(self.gc_node, self.log)
             untagged.prepare()
             self.steps.append(untagged)
-        try:  # hook(verify): a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
+        try:  # a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
             redis = window_guards.redis_settings_of(self.gc_node.facts.config_bytes)
         except RegistryConfigError as exc:
             raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
@@ -225,7 +225,7 @@ class InstanceCycle:
             if self.result.read_only_verified is None:
                 self.result.read_only_verified = window.verified
         self.result.warnings = [w for node in self.nodes for w in node.warnings]
-        # hook(retention): tags gone are recorded whatever happened after
+        # tags gone are recorded whatever happened after
         self.result.tags_deleted = [t for step in self.steps for t in getattr(step, "tags_deleted", [])]
         for warning in self.result.warnings:
             self.log.warning("read_only_not_verified", detail=warning)
@@ -238,7 +238,7 @@ class InstanceCycle:
             known = self.result.error or ""
             self.result.error = "; ".join([known] * bool(known) + [n for n in errors if n not in known])
         touched = (self.collected.started or any(getattr(step, "deleted", 0) for step in self.steps)
-                   or bool(self.result.tags_deleted))   # hook(retention)
+                   or bool(self.result.tags_deleted))
         if before is not None and (self.result.status == OK or touched):
             try:
                 after = self._measure("measure_after")

@@ -36,7 +36,7 @@ def ssh_settings(instance: Instance) -> SSHSettings:
     return SSHSettings(user=instance.user, port=instance.port, identity_file=instance.identity_file,
                        known_hosts=instance.known_hosts, host_key_policy=instance.host_key_policy,
                        sudo=instance.sudo, connect_timeout=instance.connect_timeout,
-                       config_file=instance.ssh_config_file, explicit=instance.ssh_explicit)  # hook(cli)
+                       config_file=instance.ssh_config_file, explicit=instance.ssh_explicit)
 
 
 def gc_command(instance: Instance, *, dry_run: bool = False) -> str:
@@ -144,7 +144,7 @@ def verify(node: Node, entered: outcomes.EnterOutcome, instance: Instance | None
     if check.refuses_writes:
         node.verified = True
         return
-    if check.needs_credentials and instance is not None and instance.probe is not None:  # hook(verify)
+    if check.needs_credentials and instance is not None and instance.probe is not None:
         verdict = window_guards.prove_read_only(node.host, node.plan.url, instance.probe, instance=instance.name,
                                                 host_ca_file=node.plan.ca_file)
         if not verdict.ok_to_collect:
