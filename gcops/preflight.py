@@ -85,7 +85,7 @@ class NodeFacts:
     @property
     def empty_storage(self) -> bool:
         """No repository yet: nothing to collect (2.8's GC would even fail on the missing path)."""
-        if self.bucket is not None:   # hook(s3)
+        if self.bucket is not None:
             return self.bucket.repositories is False
         return hostside.parse_kv(self.storage_output).get("repositories") == "no"
 
@@ -122,7 +122,7 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
         except RegistryConfigError as exc:
             facts.config_error = f"{vars['config']}: {exc}"
     facts.storage_root = vars.get("storage_root") or (facts.registry.storage_root if facts.registry else None)
-    if facts.registry and facts.registry.storage_driver == "s3":   # hook(s3)
+    if facts.registry and facts.registry.storage_driver == "s3":
         facts.bucket = s3.gather(facts.config_bytes, s3_overrides)
         if facts.bucket.settings is not None:
             facts.storage_root = facts.bucket.settings.where
@@ -173,7 +173,7 @@ def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
         return checks
     checks.append(Check("storage_driver", True, reg.storage_driver))
     state = facts.storage_state
-    if reg.storage_driver == "s3":   # hook(s3): the storage checks come from the bucket
+    if reg.storage_driver == "s3":   # the storage checks come from the bucket
         checks.extend(Check(name, ok, detail) for name, ok, detail in s3.evaluate_bucket(facts.bucket))
     elif state == "storage_missing":
         checks.append(Check("storage_root", False, f"storage root {facts.storage_root} does not exist"))

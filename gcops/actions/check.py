@@ -24,7 +24,7 @@ def check_instance(instance: Instance) -> dict:
             checks.append(preflight.Check(f"{prefix}reachable", False, str(exc)))
             continue
         try:
-            facts = preflight.gather(host, instance.vars, s3_overrides=instance.s3)   # hook(s3)
+            facts = preflight.gather(host, instance.vars, s3_overrides=instance.s3)
             for check in preflight.evaluate(facts, instance.vars, instance.mode):
                 checks.append(preflight.Check(prefix + check.name, check.ok, check.detail))
         except HostError as exc:

@@ -61,7 +61,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             node.host = connect(node.address, ssh_settings(instance))
             _step(steps, node.address, "preflight", hostside.preflight_command(
                 vars["config"], vars["registry_url"], vars["registry"], vars.get("registry_ca_file", "")))
-            node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3)   # hook(s3)
+            node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3)
             try:
                 preflight.refuse_unless_safe(preflight.evaluate(node.facts, vars, opts.mode))
             except preflight.Refused as exc:
@@ -69,7 +69,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
         if refused is None:
             first = nodes[0]
             root = first.facts.storage_root
-            on_s3 = first.facts.bucket is not None   # hook(s3): the bucket is listed from this machine
+            on_s3 = first.facts.bucket is not None   # the bucket is listed from this machine
             if on_s3 and opts.delete_untagged:
                 raise preflight.Refused(s3.DELETE_UNTAGGED_REFUSED)
             _step(steps, "this machine" if on_s3 else first.address, "measure",
@@ -89,7 +89,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                     diff = "".join(difflib.unified_diff(
                         node.facts.config_bytes.decode("utf-8", "replace").splitlines(True),
                         new.decode("utf-8", "replace").splitlines(True), vars["config"], vars["config"]))
-                    diff = s3.redact(diff)   # hook(s3): the context lines may show storage.s3.secretkey
+                    diff = s3.redact(diff)   # the context lines may show storage.s3.secretkey
                 _step(steps, node.address, "enter", command,
                       f"the read-only config ({len(new)} bytes)" if new is not None else None)
                 _step(steps, node.address, "verify", hostside.check_command(node.plan))

@@ -33,11 +33,11 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
         out["error"] = str(exc)
         return out
     try:
-        facts = preflight.gather(host, instance.vars, measure=True, s3_overrides=instance.s3)   # hook(s3)
+        facts = preflight.gather(host, instance.vars, measure=True, s3_overrides=instance.s3)
         checks = [c for c in preflight.evaluate(facts, instance.vars, instance.mode) if c.name != "lock"]
         preflight.refuse_unless_safe(checks)
         root = facts.storage_root
-        if facts.bucket is not None and delete_untagged:   # hook(s3)
+        if facts.bucket is not None and delete_untagged:
             raise preflight.Refused("--delete-untagged is not supported on S3 storage yet; plan without it")
         out["storage_bytes"] = facts.snapshot.storage_bytes
         if facts.empty_storage:
@@ -78,7 +78,7 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
             spool.seek(0)
             digests = [line.strip().decode("ascii") for line in spool if line.strip()]
             digests.extend(f"sha256:{d}" for d in sorted(extra))
-            if facts.bucket is not None:   # hook(s3): blob sizes from the bucket
+            if facts.bucket is not None:   # blob sizes from the bucket
                 sized = str(s3.blob_sizes(facts.bucket.settings, digests)[0])
             else:
                 sized = host.run(storage.blobs_size_command(root), input=storage.blob_paths_input(digests),

@@ -69,7 +69,7 @@ def recover_node(instance: Instance, host: Host, state_dir) -> dict:
 
 def _restore_from_journal(host: Host, intent: journal.Intent) -> dict:
     """The host lost its record: write the journal's bytes back (checked, renamed) and restart."""
-    if not intent.original_b64:   # hook(s3): configs holding an S3 secret are not copied to the journal
+    if not intent.original_b64:   # configs holding an S3 secret are not copied to the journal
         return {"host": host.name, "action": "no local copy", "ok": False,
                 "detail": "the host lost its record and the config (it holds an S3 secret key) was not copied "
                           "to gcops' state dir: restore it from your configuration management"}

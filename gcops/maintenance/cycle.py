@@ -80,7 +80,7 @@ class InstanceCycle:
             self._fail(FAILED, "interrupted (SIGINT/SIGTERM)", interrupted=True)
         except (WindowFailed, HostError) as exc:
             self._fail(FAILED, str(exc))
-        except S3Error as exc:   # hook(s3): the bucket could not be listed (nothing changed before the window)
+        except S3Error as exc:   # the bucket could not be listed (nothing changed before the window)
             self._fail(FAILED, f"S3: {exc}")
         except Exception as exc:  # a bug must not leave a registry changed, nor hide
             self.log.exception("unexpected_error")
@@ -106,13 +106,13 @@ class InstanceCycle:
             self._step("preflight", host=node.address)
             # the GC node's storage is measured in the same round trip as its storage check
             node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
-                                          s3_overrides=self.instance.s3,   # hook(s3)
+                                          s3_overrides=self.instance.s3,
                                           on_progress=self._measure_progress("measure_before"))
-            if node is self.gc_node and node.facts.registry is not None:   # hook(s3): known even when refused
+            if node is self.gc_node and node.facts.registry is not None:   # known even when refused
                 self.result.storage_driver = node.facts.registry.storage_driver
             preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
             if node is self.gc_node and node.facts.bucket is not None and self.options.delete_untagged:
-                raise preflight.Refused(s3.DELETE_UNTAGGED_REFUSED)   # hook(s3)
+                raise preflight.Refused(s3.DELETE_UNTAGGED_REFUSED)
             if node.facts.leftover or node.facts.lock is not None:
                 self._recover_leftover(node)
         roots = {n.facts.storage_root for n in self.nodes}
@@ -128,7 +128,7 @@ class InstanceCycle:
             raise preflight.Refused(f"{node.address}: could not restore what an earlier run left "
                                     f"({' | '.join(lines) or f'exit {result.exit_code}'}); run `gcops recover`")
         node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
-                                      s3_overrides=self.instance.s3)   # hook(s3)
+                                      s3_overrides=self.instance.s3)
         preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
 
     def _measured_before(self) -> storage.StorageSnapshot:
@@ -242,7 +242,7 @@ class InstanceCycle:
         if before is not None and (self.result.status == OK or touched):
             try:
                 after = self._measure("measure_after")
-            except (HostError, storage.MeasurementError, S3Error) as exc:   # hook(s3)
+            except (HostError, storage.MeasurementError, S3Error) as exc:
                 self.result.error = "; ".join(filter(None, [self.result.error, f"measuring after: {exc}"]))
                 if self.result.status == OK:
                     self.result.status = FAILED
@@ -258,7 +258,7 @@ class InstanceCycle:
         if node.host is None:
             raise HostError(f"{node.address}: no connection")
         t0 = time.monotonic()
-        if node.facts.bucket is not None:   # hook(s3): the bucket is listed from this machine
+        if node.facts.bucket is not None:   # the bucket is listed from this machine
             snap = s3.measure(node.facts.bucket.settings, self._measure_progress(step))
         else:
             try:

@@ -98,7 +98,7 @@ def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutco
         run_id=plan.run_id, instance=instance_name, node=node.address, config_path=plan.config_path,
         registry_url=plan.registry_url, mode=plan.host_mode, restart=plan.restart, start=plan.start,
         already_read_only=plan.already_read_only, ca_file=plan.ca_file,
-        # hook(s3): a config holding an S3 secret key is kept on the host only, not in gcops' state dir
+        # a config holding an S3 secret key is kept on the host only, not in gcops' state dir
         original_b64=base64.b64encode(facts.config_bytes).decode("ascii") if s3.journal_safe(facts.config_bytes)
         else "",
         original_sha256=hashlib.sha256(facts.config_bytes).hexdigest()))
