@@ -8,7 +8,8 @@ instance with `hosts = [...]`, so that every writer goes read-only together.
 How a storage is recognised: a gcops-owned id (`gcops-storage-<32 hex>`) kept
 in the symlink `<root>/gcops-storage-id` (hostside/sh/storage_id.sh), created
 atomically at the first `run` and read by every instance that mounts the same
-storage, from any host (NFS, bind mounts, a SAN...).
+storage, from any host (NFS, bind mounts, a SAN...). An S3 storage's id is
+derived from its endpoint (or region), bucket and root directory instead.
 Trade-offs, and why this one: device+inode of the root only match on one host
 and collide across hosts (every fresh ext4 root is inode 2); a fingerprint of
 directory listings moves with every push, so two instances read a moment apart
@@ -32,6 +33,7 @@ read-only, so they are not refused (`writers`).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import shlex
@@ -39,6 +41,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Sequence
+
+from ruamel.yaml import YAML
 
 from gcops import history
 from gcops.config import Config, Instance
@@ -100,6 +104,9 @@ def sight(instance: Instance, *, create: bool) -> Sighting:
         if not root:
             text = host.run(f"cat {shlex.quote(instance.vars['config'])}", timeout=60).text
             registry = parse_registry_config(text)
+            if registry.storage_driver == "s3":
+                seen.storage_root, seen.storage_id = bucket_identity(text)
+                return seen
             if registry.storage_driver != "filesystem":
                 seen.error = f"storage driver {registry.storage_driver}: no storage id"
                 return seen
@@ -116,6 +123,18 @@ def sight(instance: Instance, *, create: bool) -> Sighting:
         if host is not None:
             host.close()
     return seen
+
+
+def bucket_identity(config_text: str) -> tuple[str, str]:
+    """(a description, the id) of an S3 storage: derived from where the registry keeps it (endpoint or
+    region, bucket, root directory), so every instance configured for the same place gets the same id
+    without anything being written. Two spellings of one endpoint are not recognised as one."""
+    data = YAML(typ="safe").load(config_text) or {}
+    params = ((data.get("storage") or {}).get("s3") or {}) if isinstance(data, dict) else {}
+    place = (str(params.get("regionendpoint") or params.get("region") or "").rstrip("/"),
+             str(params.get("bucket") or ""), str(params.get("rootdirectory") or "").strip("/"))
+    digest = hashlib.sha256("\0".join(place).encode("utf-8")).hexdigest()[:32]
+    return f"s3://{place[1]}/{place[2]} at {place[0] or 'default endpoint'}", f"gcops-storage-{digest}"
 
 
 def _hosts_toml(instances: Sequence[Instance]) -> str:

@@ -119,3 +119,17 @@ def test_storage_last_collected_by_another_configured_instance_is_refused(tmp_pa
 
 def test_no_history_yet_is_no_owner(tmp_path):
     assert history.storage_owner(tmp_path / "none", "gcops-storage-" + "0" * 32) is None
+
+
+def test_s3_storages_are_recognised_by_endpoint_bucket_and_root():
+    from gcops.shared_storage import STORAGE_ID, bucket_identity
+
+    def config(root, bucket="registry"):
+        return (f"version: 0.1\nstorage:\n  s3:\n    bucket: {bucket}\n    regionendpoint: http://s3.example:9000/\n"
+                f"    rootdirectory: {root}\n    secretkey: not-in-the-id\n")
+
+    where, one = bucket_identity(config("/reg"))
+    assert STORAGE_ID.fullmatch(one) and "registry" in where and "not-in-the-id" not in where
+    assert bucket_identity(config("reg/"))[1] == one                  # the same place, spelled differently
+    assert bucket_identity(config("/other"))[1] != one
+    assert bucket_identity(config("/reg", bucket="another"))[1] != one
