@@ -1,0 +1,257 @@
+"""--mode concurrent: the pure parsers, and the host scripts run for real on a small storage tree
+under dash and under BusyBox (sh and its own awk/find/xargs), locally."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gcops import concurrent
+from gcops.hostside import scripts
+from gcops.registry.gc_output import GCOutputParser
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gc"
+BUSYBOX_APPLETS = ("awk", "find", "xargs", "rm", "cat", "wc", "tr", "mkdir", "chmod", "sleep", "date", "tail",
+                   "sed", "grep", "sort")
+
+
+def _shells():
+    out = []
+    if shutil.which("dash"):
+        out.append("dash")
+    if shutil.which("busybox"):
+        out.append("busybox")
+    return out
+
+
+@pytest.fixture(params=_shells())
+def shell(request, tmp_path):
+    """(argv prefix, env) running a script under dash, or under BusyBox sh with BusyBox tools first on PATH."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
+    if request.param == "dash":
+        return ["dash", "-c"], env
+    bb = tmp_path / "busybox-bin"
+    bb.mkdir()
+    for applet in BUSYBOX_APPLETS:
+        (bb / applet).symlink_to(shutil.which("busybox"))
+    env["PATH"] = f"{bb}:{env['PATH']}"
+    return ["busybox", "sh", "-c"], env
+
+
+def run_script(shell, name, *args):
+    argv, env = shell
+    p = subprocess.run(argv + [scripts.text(name), f"gcops-{name}", *map(str, args)], capture_output=True,
+                       text=True, env=env, timeout=60)
+    return p
+
+
+# -- a tiny storage tree ------------------------------------------------------------------------------
+class Tree:
+    def __init__(self, root: Path):
+        self.root = root
+        self.v2 = root / "docker" / "registry" / "v2"
+        (self.v2 / "blobs" / "sha256").mkdir(parents=True)
+        (self.v2 / "repositories").mkdir()
+
+    def blob(self, data: bytes) -> str:
+        hexd = hashlib.sha256(data).hexdigest()
+        d = self.v2 / "blobs" / "sha256" / hexd[:2] / hexd
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "data").write_bytes(data)
+        return f"sha256:{hexd}"
+
+    def has_blob(self, digest: str) -> bool:
+        hexd = digest[7:]
+        return (self.v2 / "blobs" / "sha256" / hexd[:2] / hexd).exists()
+
+    def link(self, rel: str, content: str, old: bool = False) -> Path:
+        p = self.v2 / "repositories" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+        if old:
+            os.utime(p, (time.time() - 3600, time.time() - 3600))
+        return p
+
+    def manifest(self, repo: str, config: str, layers: list[str], *, old: bool, tag: str | None = None,
+                 extra: dict | None = None) -> str:
+        body = {"schemaVersion": 2, "config": {"digest": config}, "layers": [{"digest": d} for d in layers],
+                **(extra or {})}
+        digest = self.blob(json.dumps(body, indent=2).encode())
+        self.link(f"{repo}/_manifests/revisions/sha256/{digest[7:]}/link", digest, old)
+        if tag:
+            self.link(f"{repo}/_manifests/tags/{tag}/current/link", digest, old)
+            self.link(f"{repo}/_manifests/tags/{tag}/index/sha256/{digest[7:]}/link", digest, old)
+        return digest
+
+    def index(self, repo: str, children: list[str], *, old: bool, tag: str) -> str:
+        body = {"schemaVersion": 2, "manifests": [{"digest": c} for c in children]}
+        digest = self.blob(json.dumps(body).encode())
+        self.link(f"{repo}/_manifests/revisions/sha256/{digest[7:]}/link", digest, old)
+        self.link(f"{repo}/_manifests/tags/{tag}/current/link", digest, old)
+        return digest
+
+    def layer_link(self, repo: str, digest: str, old: bool) -> None:
+        self.link(f"{repo}/_layers/sha256/{digest[7:]}/link", digest, old)
+
+
+# -- pure parts ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["upstream-2.8-dry-run.stdout", "gitlab-fork.text.stderr",
+                                  "gitlab-fork.json.stderr", "upstream-2.8-delete-untagged.combined"])
+def test_candidates_match_the_gc_output_parser(name):
+    lines = (FIXTURES / name).read_text().splitlines()
+    seen = []
+    parser = GCOutputParser(on_eligible_blob=seen.append)
+    for line in lines:
+        parser.feed(line)
+    assert concurrent.candidates_in(lines) == set(seen) and seen
+
+
+def test_candidates_ignore_manifests_and_deletion_logs():
+    lines = (FIXTURES / "upstream-2.8-run.combined").read_text().splitlines()
+    got = concurrent.candidates_in(lines)
+    assert len(got) == 4
+    assert not concurrent.candidates_in(["manifest eligible for deletion: sha256:" + "a" * 64,
+                                         "blob eligible for deletion: sha256:" + "a" * 63])
+
+
+def test_parse_mark_and_its_failures():
+    out = concurrent.parse_mark("marked_at=10.5\ngc_start=11.0\ngc_end=13.5\ngc_exit=0\ncandidates=7\n")
+    assert out.candidates == 7 and out.gc_seconds == 2.5 and out.gc_exit == 0
+    failed = concurrent.parse_mark("gc_exit=1\ngc_error=configuration error: open x\n")
+    assert failed.candidates is None and failed.errors == ("configuration error: open x",)
+    with pytest.raises(concurrent.ConcurrentError, match="clock_stuck"):
+        concurrent.parse_mark("clock_stuck=/x/.gcops-mark-1\n", 13)
+    with pytest.raises(concurrent.ConcurrentError):
+        concurrent.parse_mark("marked_at=1\n")       # cut off: no GC exit status
+
+
+def test_parse_delta_refuses_incomplete_or_inconsistent_output():
+    d = concurrent.parse_delta("links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=0\n")
+    assert (d.links, d.protected, d.unreadable) == (3, 5, ())
+    with pytest.raises(concurrent.ConcurrentError):
+        concurrent.parse_delta("links=3\n")
+    with pytest.raises(concurrent.ConcurrentError):   # says one is unreadable but does not name it
+        concurrent.parse_delta("links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=1\n")
+    with pytest.raises(concurrent.ConcurrentError):
+        concurrent.parse_delta("links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=0\n", 33)
+
+
+def test_parse_sweep():
+    assert concurrent.parse_sweep("candidates=4\nspared=1\nswept=3\n") == concurrent.SweepOutcome(4, 1, 3)
+    with pytest.raises(concurrent.ConcurrentError):
+        concurrent.parse_sweep("candidates=4\n", 44)
+
+
+# -- the scripts, for real -----------------------------------------------------------------------------
+def test_mark_extracts_the_same_candidates_as_the_parser(shell, tmp_path):
+    tree = Tree(tmp_path / "root")
+    work = tmp_path / "state" / "concurrent-r1"
+    fixture = FIXTURES / "gitlab-fork.text.stderr"
+    p = run_script(shell, "concurrent_mark", tree.root, work, "r1", f"cat {fixture} >&2")
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = concurrent.parse_mark(p.stdout, p.returncode)
+    want = concurrent.candidates_in(fixture.read_text().splitlines())
+    assert out.candidates == len(want)
+    assert set((work / "candidates").read_text().split()) == want
+    marker = tree.root / ".gcops-mark-r1"
+    assert marker.exists() and not (tree.root / ".gcops-mark-r1.tick").exists()
+    # a file written now is strictly newer than the marker (the mark waited for the clock)
+    probe = tmp_path / "root" / "later"
+    probe.write_text("x")
+    assert probe.stat().st_mtime_ns > marker.stat().st_mtime_ns
+
+
+def test_mark_reports_a_failed_gc_and_keeps_no_candidates(shell, tmp_path):
+    tree = Tree(tmp_path / "root")
+    work = tmp_path / "w"
+    p = run_script(shell, "concurrent_mark", tree.root, work, "r2",
+                   f"cat {FIXTURES / 'upstream-config-error.stdout'}; exit 1")
+    out = concurrent.parse_mark(p.stdout, p.returncode)
+    assert out.gc_exit == 1 and out.candidates is None and not (work / "candidates").exists()
+    assert any("configuration error" in e for e in out.errors) or out.errors
+
+
+def _marked(shell, tmp_path, tree, run="r"):
+    work = tmp_path / f"w-{run}"
+    p = run_script(shell, "concurrent_mark", tree.root, work, run, "true")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return work
+
+
+def test_delta_protects_new_links_and_what_their_manifests_reach(shell, tmp_path):
+    t = Tree(tmp_path / "root")
+    # before the mark: a live image, and garbage (manifest without revision link, its layers)
+    live_layer, live_cfg = t.blob(b"live-layer"), t.blob(b"live-cfg")
+    t.manifest("a/app", live_cfg, [live_layer], old=True, tag="v1")
+    g_layer, g_cfg, g_other = t.blob(b"garbage-layer"), t.blob(b"garbage-cfg"), t.blob(b"garbage-other")
+    t.layer_link("a/app", g_layer, old=True)
+    old_child = t.manifest("a/multi", t.blob(b"child-cfg"), [t.blob(b"child-layer")], old=True)
+    work = _marked(shell, tmp_path, t)
+    # during the mark: reuse a garbage layer in another repo (new manifest), a new index whose child
+    # is an old revision, a layer upload (link only), a killed request's empty current link
+    cfg2 = t.blob(b"cfg-2")
+    m2 = t.manifest("b/other", cfg2, [g_layer], old=False, tag="new")
+    idx = t.index("a/multi", [old_child], old=False, tag="multi")
+    uploaded = t.blob(b"uploaded-layer")
+    t.layer_link("c/up", uploaded, old=False)
+    t.link("a/app/_manifests/tags/broken/current/link", "", old=False)
+    p = run_script(shell, "concurrent_delta", t.root, work, "r")
+    assert p.returncode == 0, p.stdout + p.stderr
+    d = concurrent.parse_delta(p.stdout)
+    protected = set((work / "protected").read_text().split())
+    child_refs = {t.blob(b"child-cfg"), t.blob(b"child-layer")}
+    assert {m2, cfg2, g_layer, idx, old_child, uploaded} | child_refs <= protected
+    assert not {g_cfg, g_other, live_cfg, live_layer} & protected     # old links: the mark saw them
+    assert d.bad_links == 1 and d.unreadable == () and d.manifests_read == 3
+
+
+def test_delta_names_an_unreadable_manifest(shell, tmp_path):
+    t = Tree(tmp_path / "root")
+    work = _marked(shell, tmp_path, t)
+    ghost = "sha256:" + "ab" * 32
+    t.link(f"x/y/_manifests/revisions/sha256/{ghost[7:]}/link", ghost)
+    p = run_script(shell, "concurrent_delta", t.root, work, "r")
+    d = concurrent.parse_delta(p.stdout, p.returncode)
+    assert d.unreadable == (ghost,)
+
+
+def test_sweep_deletes_unprotected_candidates_only(shell, tmp_path):
+    t = Tree(tmp_path / "root")
+    blobs = [t.blob(f"b{i}".encode()) for i in range(5)]
+    work = _marked(shell, tmp_path, t)
+    (work / "candidates").write_text("\n".join(blobs[:4] + ["sha256:../../etc", "sha256:" + "f" * 64]) + "\n")
+    (work / "protected").write_text(blobs[1] + "\n")
+    p = run_script(shell, "concurrent_sweep", t.root, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = concurrent.parse_sweep(p.stdout)
+    assert out.candidates == 6 and out.spared == 1 and out.swept == 4   # the absent f... one counts, rm -rf is quiet
+    assert [t.has_blob(b) for b in blobs] == [False, True, False, False, True]
+    assert set((work / "swept").read_text().split()) == {blobs[0], blobs[2], blobs[3], "sha256:" + "f" * 64}
+    # the sweep leaves the blob's two-hex parent directory, as the registry's does
+    assert (t.v2 / "blobs" / "sha256" / blobs[0][7:9]).is_dir()
+
+
+def test_cleanup_removes_marker_and_workdir_and_is_idempotent(shell, tmp_path):
+    t = Tree(tmp_path / "root")
+    work = _marked(shell, tmp_path, t, run="c")
+    for _ in range(2):
+        p = run_script(shell, "concurrent_cleanup", t.root, work, "c")
+        assert p.returncode == 0 and "cleaned=yes" in p.stdout
+    assert not work.exists() and not list(t.root.glob(".gcops-mark-*"))
+    assert (t.root / "docker").is_dir()
+
+
+def test_scripts_pass_shellcheck():
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck not installed")
+    here = Path(concurrent.__file__).parent / "hostside" / "sh"
+    files = sorted(str(p) for p in here.glob("concurrent_*.sh"))
+    assert len(files) == 4
+    p = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", *files], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout
