@@ -25,7 +25,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -66,11 +66,11 @@ class SweepOutcome:
     swept: int                    # blob directories deleted
 
 
-@dataclass
+@dataclass(frozen=True)
 class CollectOutcome:
     delta: DeltaOutcome
-    sweep: SweepOutcome | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
+    sweep: SweepOutcome
+    complete: bool = True         # False: stopped between sweep batches (max_window, SIGTERM)
 
 
 def _kv(text: str) -> dict[str, list[str]]:
@@ -113,27 +113,36 @@ def parse_mark(text: str, exit_code: int = 0) -> MarkOutcome:
                        marked_at=_float(kv, "marked_at"), errors=tuple(kv.get("gc_error", ())))
 
 
-def parse_delta(text: str, exit_code: int = 0) -> DeltaOutcome:
-    """Parse concurrent_delta.sh output. Raises ConcurrentError when it failed or gave no counts."""
+def parse_collect(text: str, exit_code: int = 0) -> CollectOutcome:
+    """Parse concurrent_collect.sh output (delta counts, then sweep counts). Raises ConcurrentError when
+    the script failed, gave no counts, or an unreadable manifest kept it from sweeping."""
     kv = _kv(text)
     counts = [_int(kv, k) for k in ("links", "manifests_read", "protected", "bad_links")]
-    if exit_code != 0 or any(c is None for c in counts):
-        raise ConcurrentError(f"delta failed (exit {exit_code}: {text.strip()[-200:]!r}); nothing was swept")
+    status = _int(kv, "collect_exit")
+    if exit_code != 0 or status is None or any(c is None for c in counts):
+        swept = "nothing was swept" if _int(kv, "swept") is None else f"{_int(kv, 'swept')} blobs were swept"
+        raise ConcurrentError(f"the concurrent collector failed (exit {exit_code}: {_tail(text)}); {swept}")
     unreadable = tuple(d for d in kv.get("unreadable", ()) if DIGEST.match(d))
     if len(unreadable) != (_int(kv, "unreadable_count") or 0):
-        raise ConcurrentError(f"delta output is inconsistent: {text.strip()[-200:]!r}; nothing was swept")
+        raise ConcurrentError(f"the delta's output is inconsistent ({_tail(text)}); nothing was swept")
     links, read, protected, bad = counts
-    return DeltaOutcome(links=links, manifests_read=read, protected=protected, bad_links=bad,
-                        unreadable=unreadable)
+    delta = DeltaOutcome(links=links, manifests_read=read, protected=protected, bad_links=bad,
+                         unreadable=unreadable)
+    if unreadable:
+        raise ConcurrentError(f"a manifest written during the mark cannot be read "
+                              f"({', '.join(unreadable[:3])}); nothing was swept")
+    if status == 1:
+        raise ConcurrentError("the concurrent collector was stopped before the sweep; nothing was swept")
+    sweep_counts = [_int(kv, k) for k in ("candidates", "spared", "swept")]
+    if any(c is None for c in sweep_counts):
+        raise ConcurrentError(f"the sweep gave no counts ({_tail(text)})")
+    out = CollectOutcome(delta=delta, sweep=SweepOutcome(*sweep_counts), complete=status == 0)
+    return out
 
 
-def parse_sweep(text: str, exit_code: int = 0) -> SweepOutcome:
-    """Parse concurrent_sweep.sh output. Raises ConcurrentError."""
-    kv = _kv(text)
-    counts = [_int(kv, k) for k in ("candidates", "spared", "swept")]
-    if exit_code != 0 or any(c is None for c in counts):
-        raise ConcurrentError(f"sweep failed (exit {exit_code}: {text.strip()[-200:]!r})")
-    return SweepOutcome(*counts)
+def _tail(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()][-3:]
+    return " | ".join(lines) if lines else "no output"
 
 
 def candidates_in(gc_output_lines) -> set[str]:
@@ -196,24 +205,19 @@ class ConcurrentCollection:
         self.log.info("concurrent_marked", candidates=outcome.candidates, gc_seconds=outcome.gc_seconds)
         return outcome
 
+    def collector_command(self) -> str:
+        """The command that runs inside the window in place of the registry's GC (delta, then sweep)."""
+        return scripts.command("concurrent_collect", self.root, self.workdir, self.run_id)
+
     def collect(self) -> CollectOutcome:
-        """Inside the verified window: delta, then sweep. Raises ConcurrentError; when the delta cannot
-        say what it keeps alive (an unreadable manifest), nothing is swept."""
+        """Inside the verified window: delta, then sweep, in one round trip. Raises ConcurrentError;
+        when the delta cannot say what it keeps alive (an unreadable manifest), nothing is swept."""
         if self.mark_outcome is None:
             raise ConcurrentError("collect before mark")
-        result = self.host.run(scripts.command("concurrent_delta", self.root, self.workdir, self.run_id),
-                               timeout=None, check=False)
-        delta = parse_delta(result.text, result.exit_code)
-        out = CollectOutcome(delta=delta)
-        self.log.info("concurrent_delta", links=delta.links, manifests_read=delta.manifests_read,
-                      protected=delta.protected, bad_links=delta.bad_links)
-        if delta.unreadable:
-            raise ConcurrentError(f"a manifest written during the mark cannot be read "
-                                  f"({', '.join(delta.unreadable[:3])}); nothing was swept")
-        result = self.host.run(scripts.command("concurrent_sweep", self.root, self.workdir),
-                               timeout=None, check=False)
-        out.sweep = parse_sweep(result.text, result.exit_code)
-        self.log.info("concurrent_swept", candidates=out.sweep.candidates, spared=out.sweep.spared,
+        result = self.host.run(self.collector_command(), timeout=None, check=False)
+        out = parse_collect(result.text, result.exit_code)
+        self.log.info("concurrent_collected", links=out.delta.links, manifests_read=out.delta.manifests_read,
+                      protected=out.delta.protected, candidates=out.sweep.candidates, spared=out.sweep.spared,
                       swept=out.sweep.swept)
         return out
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,21 +132,29 @@ def test_parse_mark_and_its_failures():
         concurrent.parse_mark("marked_at=1\n")       # cut off: no GC exit status
 
 
-def test_parse_delta_refuses_incomplete_or_inconsistent_output():
-    d = concurrent.parse_delta("links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=0\n")
-    assert (d.links, d.protected, d.unreadable) == (3, 5, ())
-    with pytest.raises(concurrent.ConcurrentError):
-        concurrent.parse_delta("links=3\n")
-    with pytest.raises(concurrent.ConcurrentError):   # says one is unreadable but does not name it
-        concurrent.parse_delta("links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=1\n")
-    with pytest.raises(concurrent.ConcurrentError):
-        concurrent.parse_delta("links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=0\n", 33)
+DELTA = "links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=0\n"
 
 
-def test_parse_sweep():
-    assert concurrent.parse_sweep("candidates=4\nspared=1\nswept=3\n") == concurrent.SweepOutcome(4, 1, 3)
-    with pytest.raises(concurrent.ConcurrentError):
-        concurrent.parse_sweep("candidates=4\n", 44)
+def test_parse_collect():
+    out = concurrent.parse_collect(DELTA + "candidates=4\nspared=1\nswept=3\ncollect_exit=0\n")
+    assert (out.delta.links, out.delta.protected, out.sweep, out.complete) == (3, 5, concurrent.SweepOutcome(4, 1, 3),
+                                                                              True)
+    stopped = concurrent.parse_collect(DELTA + "candidates=4\nspared=1\nswept=2\ncollect_exit=2\n")
+    assert not stopped.complete and stopped.sweep.swept == 2
+
+
+@pytest.mark.parametrize("text, code, match", [
+    ("links=3\n", 0, "nothing was swept"),                                          # cut off
+    (DELTA.replace("unreadable_count=0", "unreadable_count=1") + "collect_exit=1\n", 0, "inconsistent"),
+    (DELTA + "candidates=4\nspared=0\n", 45, "nothing was swept"),
+    (DELTA + "candidates=4\nspared=0\nswept=256\nsweep_failed=yes\n", 45, "256 blobs were swept"),
+    (DELTA.replace("unreadable_count=0", "unreadable_count=1") + "unreadable=sha256:" + "a" * 64
+     + "\ncollect_exit=1\n", 0, "cannot be read"),
+    (DELTA + "collect_exit=1\n", 0, "stopped before the sweep"),
+])
+def test_parse_collect_refuses_what_it_cannot_vouch_for(text, code, match):
+    with pytest.raises(concurrent.ConcurrentError, match=match):
+        concurrent.parse_collect(text, code)
 
 
 # -- the scripts, for real -----------------------------------------------------------------------------
@@ -201,40 +210,82 @@ def test_delta_protects_new_links_and_what_their_manifests_reach(shell, tmp_path
     uploaded = t.blob(b"uploaded-layer")
     t.layer_link("c/up", uploaded, old=False)
     t.link("a/app/_manifests/tags/broken/current/link", "", old=False)
-    p = run_script(shell, "concurrent_delta", t.root, work, "r")
+    everything = {f"sha256:{p.parent.name}" for p in (t.v2 / "blobs").glob("sha256/*/*/data")}
+    (work / "candidates").write_text("".join(f"{d}\n" for d in sorted(everything)))
+    p = run_script(shell, "concurrent_collect", t.root, work, "r")
     assert p.returncode == 0, p.stdout + p.stderr
-    d = concurrent.parse_delta(p.stdout)
+    out = concurrent.parse_collect(p.stdout)
+    d = out.delta
     protected = set((work / "protected").read_text().split())
+    assert {b for b in everything if t.has_blob(b)} == protected & everything   # swept: all the rest
     child_refs = {t.blob(b"child-cfg"), t.blob(b"child-layer")}
     assert {m2, cfg2, g_layer, idx, old_child, uploaded} | child_refs <= protected
     assert not {g_cfg, g_other, live_cfg, live_layer} & protected     # old links: the mark saw them
     assert d.bad_links == 1 and d.unreadable == () and d.manifests_read == 3
 
 
-def test_delta_names_an_unreadable_manifest(shell, tmp_path):
+def test_an_unreadable_manifest_stops_the_sweep(shell, tmp_path):
     t = Tree(tmp_path / "root")
     work = _marked(shell, tmp_path, t)
+    blob = t.blob(b"garbage")
+    (work / "candidates").write_text(blob + "\n")
     ghost = "sha256:" + "ab" * 32
     t.link(f"x/y/_manifests/revisions/sha256/{ghost[7:]}/link", ghost)
-    p = run_script(shell, "concurrent_delta", t.root, work, "r")
-    d = concurrent.parse_delta(p.stdout, p.returncode)
-    assert d.unreadable == (ghost,)
+    p = run_script(shell, "concurrent_collect", t.root, work, "r")
+    assert p.returncode == 0 and f"unreadable={ghost}" in p.stdout.splitlines()
+    with pytest.raises(concurrent.ConcurrentError, match="cannot be read"):
+        concurrent.parse_collect(p.stdout, p.returncode)
+    assert t.has_blob(blob)                       # nothing swept
 
 
-def test_sweep_deletes_unprotected_candidates_only(shell, tmp_path):
+def test_sweep_deletes_unprotected_candidates_only_in_batches(shell, tmp_path):
     t = Tree(tmp_path / "root")
-    blobs = [t.blob(f"b{i}".encode()) for i in range(5)]
+    blobs = [t.blob(f"b{i}".encode()) for i in range(600)]
     work = _marked(shell, tmp_path, t)
-    (work / "candidates").write_text("\n".join(blobs[:4] + ["sha256:../../etc", "sha256:" + "f" * 64]) + "\n")
-    (work / "protected").write_text(blobs[1] + "\n")
-    p = run_script(shell, "concurrent_sweep", t.root, work)
+    live = t.blob(b"pushed during the mark")
+    t.layer_link("new/repo", live, old=False)
+    (work / "candidates").write_text("\n".join(blobs[:590] + [live, "sha256:../../etc", "sha256:" + "f" * 64]) + "\n")
+    p = run_script(shell, "concurrent_collect", t.root, work, "r")
     assert p.returncode == 0, p.stdout + p.stderr
-    out = concurrent.parse_sweep(p.stdout)
-    assert out.candidates == 6 and out.spared == 1 and out.swept == 4   # the absent f... one counts, rm -rf is quiet
-    assert [t.has_blob(b) for b in blobs] == [False, True, False, False, True]
-    assert set((work / "swept").read_text().split()) == {blobs[0], blobs[2], blobs[3], "sha256:" + "f" * 64}
+    out = concurrent.parse_collect(p.stdout)
+    assert (out.sweep.candidates, out.sweep.spared, out.sweep.swept) == (593, 1, 591)  # 3 batches of <= 256
+    assert not any(t.has_blob(b) for b in blobs[:590]) and all(t.has_blob(b) for b in blobs[590:] + [live])
+    assert set((work / "swept").read_text().split()) == set(blobs[:590]) | {"sha256:" + "f" * 64}
     # the sweep leaves the blob's two-hex parent directory, as the registry's does
     assert (t.v2 / "blobs" / "sha256" / blobs[0][7:9]).is_dir()
+    assert (tmp_path / "root").is_dir() and (t.v2 / "repositories" / "new").is_dir()
+
+
+@pytest.fixture
+def fast_tmp(tmp_path):
+    """A directory on tmpfs when there is one (thousands of small files), removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="gcops-unit-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_sigterm_stops_the_sweep_between_batches_only(fast_tmp):
+    """The process gcops' restore stops ends only after its current deletion batch: none runs on after it."""
+    tmp_path = fast_tmp
+    t = Tree(tmp_path / "root")
+    blobs = [t.blob(f"b{i}".encode()) for i in range(256 * 10)]
+    work = _marked((["dash", "-c"], {"PATH": os.environ["PATH"]}), tmp_path, t)
+    (work / "candidates").write_text("".join(f"{b}\n" for b in blobs))
+    proc = subprocess.Popen(["dash", "-c", scripts.text("concurrent_collect"), "c", str(t.root), str(work), "r"],
+                            stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while t.has_blob(blobs[0]) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.0005)                         # the first batch is under way
+    proc.send_signal(15)
+    out, _ = proc.communicate(timeout=30)
+    left = sum(t.has_blob(b) for b in blobs)
+    time.sleep(0.2)                                # had a deletion outlived the shell, it would show now
+    assert sum(t.has_blob(b) for b in blobs) == left
+    res = concurrent.parse_collect(out)
+    assert res.sweep.swept % 256 == 0 and res.sweep.swept == len(blobs) - left
+    assert res.sweep.swept >= 256                  # the batch under way was finished
+    if left:                                       # stopped part-way (a very fast machine may finish first)
+        assert not res.complete
 
 
 def test_cleanup_removes_marker_and_workdir_and_is_idempotent(shell, tmp_path):
@@ -252,6 +303,6 @@ def test_scripts_pass_shellcheck():
         pytest.skip("shellcheck not installed")
     here = Path(concurrent.__file__).parent / "hostside" / "sh"
     files = sorted(str(p) for p in here.glob("concurrent_*.sh"))
-    assert len(files) == 4
+    assert len(files) == 3
     p = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", *files], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
