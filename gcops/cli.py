@@ -116,7 +116,7 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
 
         doc = do_dry_run(config, request)
         _emit_json(doc) if as_json else click.echo(output.dry_run_text(doc), nl=False)
-        sys.exit(0)
+        sys.exit(1 if any(inst["refused"] for inst in doc["instances"]) else 0)
     from gcops.progress import live_progress
 
     with live_progress(enabled=not as_json and sys.stdout.isatty() and ctx.obj.verbose >= 0) as on_step:
@@ -128,6 +128,9 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
         for inst in doc["instances"]:
             if inst["error"]:
                 click.echo(f"{inst['name']}: {inst['status']}: {inst['error']}", err=True)
+            if inst.get("read_only_verified") is False:
+                click.echo(f"{inst['name']}: warning: read-only was NOT verified by a write probe (the registry "
+                           "wants credentials); set [instance.probe] to verify it", err=True)
     sys.exit(doc["exit_code"])
 
 

@@ -295,6 +295,11 @@ class SSHHost:
                 if got:
                     continue
                 if chan.exit_status_ready() and (chan.eof_received or chan.closed):
+                    # all output arrived before EOF; hand on whatever is still buffered
+                    while chan.recv_ready():
+                        on_out(chan.recv(CHUNK))
+                    while on_err is not None and chan.recv_stderr_ready():
+                        on_err(chan.recv_stderr(CHUNK))
                     break
                 if not self._alive():
                     raise ConnectionLost(f"{self.name}: SSH connection lost while running {command.split()[0]}")

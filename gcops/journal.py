@@ -1,9 +1,10 @@
 """Intent written under the local state_dir before a host is changed.
 
-The host keeps its own record (hostside.py); this local one lets `gcops
+The host keeps its own record (gcops/hostside); this local one lets `gcops
 recover` put the original config bytes back even if the host-side directory
-was lost. One JSON file per (instance, node), written atomically, removed once
-the node is verified restored.
+was lost. One JSON file per (instance, node, run), written atomically, removed
+by that run once the node is verified restored (or when its enter changed
+nothing): a run refused by another's lock never touches the other's record.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Intent:
     already_read_only: bool
     original_b64: str
     original_sha256: str
+    ca_file: str = ""
 
     @property
     def original(self) -> bytes:
@@ -42,15 +44,15 @@ def journal_dir(state_dir: Path) -> Path:
     return state_dir / "journal"
 
 
-def intent_path(state_dir: Path, instance: str, node: str) -> Path:
-    return journal_dir(state_dir) / _safe(instance) / f"{_safe(node)}.json"
+def intent_path(state_dir: Path, instance: str, node: str, run_id: str) -> Path:
+    return journal_dir(state_dir) / _safe(instance) / f"{_safe(node)}--{_safe(run_id)}.json"
 
 
 def write_intent(state_dir: Path, intent: Intent) -> Path:
     """Write (fsync, rename) the intent; raises OSError when state_dir is unusable."""
-    path = intent_path(state_dir, intent.instance, intent.node)
+    path = intent_path(state_dir, intent.instance, intent.node, intent.run_id)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(asdict(intent), fh)
         fh.flush()
@@ -73,8 +75,9 @@ def read_intents(state_dir: Path, instance: str) -> list[Intent]:
     return intents
 
 
-def remove_intent(state_dir: Path, instance: str, node: str) -> None:
+def remove_intent(state_dir: Path, instance: str, node: str, run_id: str) -> None:
+    """Remove this run's intent for the node (never another run's)."""
     try:
-        intent_path(state_dir, instance, node).unlink()
+        intent_path(state_dir, instance, node, run_id).unlink()
     except FileNotFoundError:
         pass

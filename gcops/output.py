@@ -51,15 +51,22 @@ def recover_table(doc: dict) -> str:
 
 
 def dry_run_text(doc: dict) -> str:
+    """Each instance's steps with the command each would send (host scripts by name, long values summarised)."""
+    from gcops.actions.dry_run import display
+
     out = []
     for inst in doc["instances"]:
-        out.append(f"instance {inst['name']} ({', '.join(inst['hosts'])}): dry run, nothing will be changed")
+        out.append(f"instance {inst['name']} ({', '.join(inst['hosts'])}, mode {inst['mode']}"
+                   f"{', delete untagged' if inst['delete_untagged'] else ''}): dry run, nothing will be changed")
         if inst["refused"]:
             out.append(f"  ! a real run would be refused: {inst['refused']}")
         for n, step in enumerate(inst["steps"], 1):
-            first, *rest = step.splitlines()
-            out.append(f"  {n:2}. {first}")
-            out.extend(f"        {line}" for line in rest)
+            out.append(f"  {n:2}. [{step['node']}] {step['step']}: {display(step['command'])}")
+            if step.get("stdin"):
+                out.append(f"        stdin: {step['stdin']}")
+        if inst.get("diff"):
+            out.append("  the read-only config differs from the current one by:")
+            out.extend(f"        {line}" for line in inst["diff"].rstrip("\n").splitlines())
     return "\n".join(out) + "\n"
 
 

@@ -27,6 +27,7 @@ from gcops.textfiles import TextFileError, read_toml
 REQUIRED_COMMANDS = ("restart", "stop", "start", "gc")
 TOP_LEVEL_KEYS = ("name", "summary", "vars", "commands")
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 PLAYBOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -201,9 +202,11 @@ def load_playbook(path: Path) -> Playbook:
             texts[key] = value
 
     defaults = _string_table(data, "vars", bad)
-    for name in defaults:
+    for name, value in defaults.items():
         if not VAR_NAME.fullmatch(name):
             bad(f"vars.{name}", "a var name must be letters, digits and '_', not starting with a digit")
+        elif CONTROL_CHARS.search(value):
+            bad(f"vars.{name}", "contains a control character (newline, tab...); vars are single-line text")
     if "commands" not in data:
         bad("commands", "required table is missing")
     commands = _string_table(data, "commands", bad)

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import socket
 from dataclasses import dataclass, field
 
+import psutil
+
 from gcops import hostside
+from gcops.hostside.outcomes import TLS_CURL_CODES
 from gcops.hosts import Host
 from gcops.registry import storage
 from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
 
 STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
+STATE_ROOM_KIB = 256      # room the host-side record of a run needs beside the config (scripts, links, marker)
+GC_LOG_BYTES_PER_BLOB = 200   # the GC's own output, per blob in the storage (upstream: ~1.5 lines a blob)
 
 
 @dataclass
@@ -53,9 +59,27 @@ class NodeFacts:
 
     @property
     def lock_is_stale(self) -> bool:
+        """The lock's run is gone: its watchdog deadline long past, or its gcops (on this machine) dead."""
         lock = self.lock
         now = int(self.kv.get("now", "0") or 0)
-        return lock is not None and now > lock[1] + STALE_LOCK_SECONDS
+        return lock is not None and (now > lock[1] + STALE_LOCK_SECONDS or self.lock_holder_dead)
+
+    @property
+    def lock_holder_dead(self) -> bool:
+        """lock/owner reads "gcops@<machine> pid <n> run <id>": on this machine, is that process gone?"""
+        parts = self.kv.get("lock_owner", "").split()
+        if len(parts) >= 3 and parts[0] == f"gcops@{socket.gethostname()}" and parts[1] == "pid":
+            try:
+                return not psutil.pid_exists(int(parts[2]))
+            except ValueError:
+                return False
+        return False
+
+    def room_needed_kib(self) -> int:
+        """Free KiB the config's filesystem needs for this run's record and the GC's output."""
+        config = int(self.kv.get("config_bytes", "0") or 0)
+        blobs = self.snapshot.blobs if self.snapshot is not None else 0
+        return STATE_ROOM_KIB + 2 * config // 1024 + blobs * GC_LOG_BYTES_PER_BLOB // 1024
 
     @property
     def empty_storage(self) -> bool:
@@ -79,9 +103,10 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False) -> NodeFacts
     """Read the node's facts; with `measure`, the storage check also measures it (same round trip):
     `snapshot` is then set."""
     facts = NodeFacts(address=host.name)
-    script = hostside.preflight_script(vars["config"], vars["registry_url"], vars["registry"])
+    script = hostside.preflight_command(vars["config"], vars["registry_url"], vars["registry"],
+                                       vars.get("registry_ca_file", ""))
     text = host.run(script, timeout=60).text
-    head, sep, b64 = text.partition("--- config (base64) ---")
+    head, sep, b64 = text.partition(hostside.CONFIG_SEPARATOR)
     facts.kv = hostside.parse_kv(head)
     if sep:
         try:
@@ -93,8 +118,8 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False) -> NodeFacts
             facts.config_error = f"{vars['config']}: {exc}"
     facts.storage_root = vars.get("storage_root") or (facts.registry.storage_root if facts.registry else None)
     if facts.storage_root and facts.registry and facts.registry.storage_driver == "filesystem":
-        command = storage.measure_command(facts.storage_root) if measure else ":"
-        result = host.run(hostside.storage_check_script(facts.storage_root, command),
+        command = storage.measure_command(facts.storage_root) if measure else ""
+        result = host.run(hostside.storage_check_command(facts.storage_root, command),
                           timeout=None, check=False)
         facts.storage_output = result.text
         if result.exit_code == 10:
@@ -145,15 +170,15 @@ def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
         checks.append(Check("storage_root", True, facts.storage_root or ""))
     else:
         checks.append(Check("storage_root", False, f"cannot check {facts.storage_root}: {state}"))
-    code = facts.kv.get("registry_http", "000")
-    answering = code in ("200", "401")
-    checks.append(Check("registry_answering", answering,
-                        f"{vars['registry_url']}/v2/ answered {code}" if code != "000"
-                        else f"{vars['registry_url']}/v2/ did not answer"))
+    checks.append(_answering(facts, vars))
     checks.append(Check("gc_binary", facts.kv.get("gc_binary") == "yes",
                         vars["registry"] if facts.kv.get("gc_binary") == "yes" else f"{vars['registry']} not executable"))
     checks.append(Check("curl", bool(facts.kv.get("curl")),
                         facts.kv.get("curl") or "no curl on the host: gcops probes the registry with it"))
+    checks.append(Check("setsid", facts.kv.get("setsid") == "yes",
+                        "present" if facts.kv.get("setsid") == "yes"
+                        else "no setsid on the host (util-linux or BusyBox): gcops runs GC in a session of its own"))
+    checks.extend(_writable(facts, cfg))
     lock = facts.lock
     if lock is None:
         checks.append(Check("lock", True, "free"))
@@ -163,6 +188,39 @@ def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
         checks.append(Check("lock", False, f"held by run {lock[0]}"))
     if facts.leftover and lock is None:
         checks.append(Check("leftover", True, f"changes left by {facts.leftover} (will be recovered first)"))
+    return checks
+
+
+def _answering(facts: NodeFacts, vars: dict[str, str]) -> Check:
+    url = vars["registry_url"]
+    code = facts.kv.get("registry_http", "000")
+    if code in ("200", "401"):
+        return Check("registry_answering", True, f"{url}/v2/ answered {code}")
+    if facts.kv.get("curl_rc") in TLS_CURL_CODES:
+        return Check("registry_answering", False,
+                     f"{url}/v2/: TLS certificate problem (curl exit {facts.kv['curl_rc']}); if the registry's "
+                     "certificate comes from a private CA, set vars.registry_ca_file to that CA bundle on the host")
+    return Check("registry_answering", False,
+                 f"{url}/v2/ answered {code}" if code != "000" else f"{url}/v2/ did not answer")
+
+
+def _writable(facts: NodeFacts, cfg: str) -> list[Check]:
+    """Can this run write its record beside the config (and the config itself), with room to spare?"""
+    if facts.kv.get("config_dir_writable") == "no" or facts.kv.get("config_target_dir_writable") == "no":
+        where = facts.kv.get("config_target") if facts.kv.get("config_target_dir_writable") == "no" else cfg
+        return [Check("config_writable", False,
+                      f"the SSH user may not write beside {where} (permission denied): set sudo = true for this "
+                      "instance, or connect as a user who may change the registry config")]
+    checks = [Check("config_writable", True, "ok")]
+    try:
+        avail = int(facts.kv.get("config_fs_avail_kib", ""))
+    except ValueError:
+        return checks + [Check("free_space", False, f"could not read the free space beside {cfg} (df)")]
+    need = facts.room_needed_kib()
+    checks.append(Check("free_space", avail >= need,
+                        f"{avail} KiB free beside {cfg}" if avail >= need else
+                        f"only {avail} KiB free on the filesystem of {cfg}; this run needs {need} KiB for its "
+                        "record and the GC's output: free some space there first"))
     return checks
 
 

@@ -15,6 +15,7 @@ class InstanceResult:
     playbook: str
     mode: str
     delete_untagged: bool
+    storage_driver: str | None = None
     status: str = SKIPPED
     error: str | None = None
     storage_bytes_before: int | None = None
@@ -29,12 +30,14 @@ class InstanceResult:
     window_seconds: float | None = None
     gc_seconds: float | None = None
     duration_seconds: float | None = None
+    read_only_verified: bool | None = None     # writes proven refused by a 405 (False: accepted on a restart)
+    warnings: list[str] = field(default_factory=list, repr=False)
     lock_held: bool = field(default=False, repr=False)
     interrupted: bool = field(default=False, repr=False)
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        del data["lock_held"], data["interrupted"]
+        del data["lock_held"], data["interrupted"], data["warnings"]
         for key in ("window_seconds", "gc_seconds", "duration_seconds"):
             if data[key] is not None:
                 data[key] = round(data[key], 3)

@@ -1,81 +1,105 @@
-"""`gcops run --dry-run`: every step and the exact commands, per instance; changes nothing.
+"""`gcops run --dry-run`: the very commands a run would send, per instance and node, in order; changes nothing.
 
-It connects and reads (preflight) so the steps show the real config diff and
-whether the instance would be refused; nothing is written anywhere.
+It connects and reads (preflight, the same as a run's) and then builds each
+step's command with the same functions the run uses (`node.enter_command_for`,
+`hostside.check_command`, the collector's `command`, `hostside.leave_command`),
+so what is printed is what would be sent. JSON carries each command whole; the
+text output shows each host script by name with its arguments (long ones
+summarised by size and checksum).
 """
 from __future__ import annotations
 
 import difflib
-
+import hashlib
+import shlex
 
 from gcops import hostside, preflight
 from gcops.actions.run import RunRequest, options_for
 from gcops.config import Config, Instance
 from gcops.hosts import HostError, connect
-from gcops.maintenance import gc_command, ssh_settings
-from gcops.playbooks import render
-from gcops.registry import storage
-from gcops.registry.config_file import RegistryConfigError, with_read_only
+from gcops.maintenance import ssh_settings
+from gcops.maintenance.collect import RegistryGC
+from gcops.maintenance.node import Node, enter_command_for, plan_for
+from gcops.registry import storage, untagged
+
+LONG_ARGUMENT = 160
 
 
-def describe_instance(instance: Instance, request: RunRequest, state_dir) -> dict:
-    """{"name", "hosts", "refused": str|None, "steps": [str, ...]}."""
-    opts = options_for(instance, request)
-    cmds, vars = instance.playbook.commands, instance.vars
-    first = instance.hosts[0]
-    state = hostside.host_state_dir(vars["config"])
-    steps: list[str] = []
-    refused = None
-    diff = ""
-    root = vars.get("storage_root") or "<storage.filesystem.rootdirectory from the config>"
+def display(command: str) -> str:
+    """A host command for people: `sh <script>.sh ARGS` for gcops' scripts, long arguments summarised."""
     try:
-        host = connect(first, ssh_settings(instance))
-        try:
-            facts = preflight.gather(host, vars)
-            root = facts.storage_root or root
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    if len(words) >= 4 and words[:2] == ["/bin/sh", "-c"] and words[3].startswith("gcops-"):
+        words = ["sh", f"gcops/hostside/sh/{words[3][len('gcops-'):]}.sh", *words[4:]]
+    shown = []
+    for word in words:
+        if len(word) > LONG_ARGUMENT:
+            key = word.split("=", 1)[0] + "=" if "=" in word[:40] else ""
+            word = f"{key}<{len(word) - len(key)} bytes, sha256 {hashlib.sha256(word.encode()).hexdigest()[:12]}>"
+        shown.append(shlex.quote(word))
+    return " ".join(shown)
+
+
+def _step(steps: list[dict], node: str, name: str, command: str, stdin: str | None = None) -> None:
+    steps.append({"node": node, "step": name, "command": command, "stdin": stdin})
+
+
+def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> dict:
+    """{"name", "hosts", "refused": str|None, "diff": str, "steps": [{"node", "step", "command", "stdin"}]}."""
+    opts = options_for(instance, request)
+    vars = instance.vars
+    steps: list[dict] = []
+    refused, diff = None, ""
+    nodes = [Node(address) for address in instance.hosts]
+    try:
+        for node in nodes:
+            node.host = connect(node.address, ssh_settings(instance))
+            _step(steps, node.address, "preflight", hostside.preflight_command(
+                vars["config"], vars["registry_url"], vars["registry"], vars.get("registry_ca_file", "")))
+            node.facts = preflight.gather(node.host, vars)
             try:
-                preflight.refuse_unless_safe(preflight.evaluate(facts, vars, opts.mode))
+                preflight.refuse_unless_safe(preflight.evaluate(node.facts, vars, opts.mode))
             except preflight.Refused as exc:
-                refused = str(exc)
-            if facts.config_bytes is not None and facts.registry is not None and not facts.registry.read_only:
-                try:
-                    new = with_read_only(facts.config_bytes).decode()
-                    diff = "".join(difflib.unified_diff(facts.config_bytes.decode().splitlines(True),
-                                                        new.splitlines(True), vars["config"], vars["config"]))
-                except RegistryConfigError as exc:
-                    refused = refused or str(exc)
-        finally:
-            host.close()
-    except HostError as exc:
-        refused = f"cannot connect: {exc}"
-    where = "this machine" if instance.is_local else ", ".join(instance.hosts)
-    steps.append(f"connect to {where}" + ("" if instance.is_local else f" as {instance.user} (port {instance.port}, "
-                                                                      f"host keys: {instance.host_key_policy})"))
-    steps.append(f"preflight: read {vars['config']}, GET {vars['registry_url']}/v2/, check {vars['registry']}, "
-                 f"metadata database off, storage {root} present without lockfiles/database-in-use")
-    steps.append(f"measure: {storage.measure_command(root)}")
-    steps.append(f"record intent: {state_dir}/journal/{instance.name}/ and {state}/ "
-                 f"(lock, original config bytes, marker); arm a watchdog restoring after "
-                 f"max_window {opts.max_window:g}s + {hostside.GRACE_SECONDS}s")
-    for node in instance.hosts:
-        if opts.mode == "stop":
-            steps.append(f"[{node}] stop: {render(cmds['stop'], vars)}")
-        else:
-            steps.append(f"[{node}] write {vars['config']} with storage.maintenance.readonly.enabled: true"
-                         + (f"\n{diff.rstrip()}" if diff else ""))
-            steps.append(f"[{node}] restart: {render(cmds['restart'], vars)}; wait until /v2/ answers")
-            steps.append(f"[{node}] verify: PUT {vars['registry_url']}{hostside.PROBE_PATH} answers 405, GET /v2/ answers")
-    steps.append(f"[{first}] gc: {gc_command(instance)}")
-    for node in reversed(instance.hosts):
-        if opts.mode == "stop":
-            steps.append(f"[{node}] start: {render(cmds['start'], vars)}; wait until /v2/ answers")
-        else:
-            steps.append(f"[{node}] restore the original bytes of {vars['config']}; restart: "
-                         f"{render(cmds['restart'], vars)}; verify writes accepted and reads answer")
-    steps.append("unlock, disarm the watchdog, measure again, record the run")
-    return {"name": instance.name, "hosts": list(instance.hosts), "refused": refused, "steps": steps}
+                refused = refused or f"{node.address}: {exc}"
+        if refused is None:
+            first = nodes[0]
+            root = first.facts.storage_root
+            _step(steps, first.address, "measure", hostside.storage_check_command(root, storage.measure_command(root)))
+            if opts.delete_untagged:
+                _step(steps, first.address, "find_untagged", untagged.listing_command(root))
+            for node in nodes[1:] + nodes[:1]:
+                node.plan = plan_for(instance, node, opts.mode, run_id, opts.max_window)
+                command, new = enter_command_for(node)
+                if new is not None and not diff:
+                    diff = "".join(difflib.unified_diff(
+                        node.facts.config_bytes.decode("utf-8", "replace").splitlines(True),
+                        new.decode("utf-8", "replace").splitlines(True), vars["config"], vars["config"]))
+                _step(steps, node.address, "enter", command,
+                      f"the read-only config ({len(new)} bytes)" if new is not None else None)
+                _step(steps, node.address, "verify", hostside.check_command(node.plan))
+            if opts.delete_untagged:
+                _step(steps, first.address, "delete_untagged",
+                      f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",
+                      "repository<TAB>digest lines of the re-checked candidates")
+            _step(steps, first.address, "gc", RegistryGC(instance).command(first))
+            for node in nodes[:1] + nodes[1:][::-1]:
+                _step(steps, node.address, "restore", hostside.leave_command(node.plan))
+            _step(steps, first.address, "measure", storage.measure_command(root))
+    except (HostError, preflight.Refused) as exc:
+        refused = refused or str(exc)
+    finally:
+        for node in nodes:
+            if node.host is not None:
+                node.host.close()
+    return {"name": instance.name, "hosts": list(instance.hosts), "mode": opts.mode,
+            "delete_untagged": opts.delete_untagged, "refused": refused, "diff": diff, "steps": steps}
 
 
 def dry_run(config: Config, request: RunRequest) -> dict:
-    return {"dry_run": True, "instances": [describe_instance(i, request, config.settings.state_dir)
-                                           for i in config.select(request.targets)]}
+    from gcops.results import new_run_id
+
+    run_id = new_run_id()
+    return {"dry_run": True, "run_id": run_id,
+            "instances": [describe_instance(i, request, run_id) for i in config.select(request.targets)]}

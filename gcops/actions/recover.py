@@ -4,90 +4,85 @@ Per node, from the host's own record (marker + restore.sh, the same script the
 run and the watchdog use) or, when that is gone, from the local journal (the
 original config bytes). A lock held by a run that is still alive is respected
 (exit 75); one whose holder is provably dead (same machine, pid gone) or whose
-watchdog deadline has passed is taken over.
+watchdog deadline has passed is taken over. Where neither record can restore,
+the node is reported NOT restored (exit 3) with the manual steps.
 """
 from __future__ import annotations
 
 import hashlib
-import socket
 from typing import Sequence
 
-import psutil
 import structlog
 
-from gcops import hostside, journal
+from gcops import hostside, journal, preflight
 from gcops.config import Config, Instance
 from gcops.hosts import Host, HostError, connect
 from gcops.maintenance import ssh_settings
 
-STATE_SCRIPT = r"""D={d}; CFG={cfg}
-[ -e "$D/marker" ] && echo "marker=$(head -n 1 "$D/marker")"
-[ -d "$D/lock" ] && echo "lock_owner=$(head -n 1 "$D/lock/owner" 2>/dev/null)"
-[ -d "$D/lock" ] && echo "deadline=$(cat "$D/deadline" 2>/dev/null)"
-[ -f "$D/restore.sh" ] && echo "restore_script=yes"
-[ -r "$CFG" ] && echo "config_sha256=$(sha256sum < "$CFG" | cut -d ' ' -f 1)"
-echo "now=$(date +%s)"
-"""
+
+def _node(host: Host, action: str, ok: bool, detail: str) -> dict:
+    return {"host": host.name, "action": action, "ok": ok, "detail": detail}
 
 
-def _holder_alive(owner: str, deadline: int, now: int) -> bool:
-    """Is the run named in lock/owner ("gcops@HOST pid N run ID") possibly still working?"""
-    parts = owner.split()
-    if len(parts) >= 3 and parts[0] == f"gcops@{socket.gethostname()}" and parts[1] == "pid":
-        try:
-            return psutil.pid_exists(int(parts[2])) and now <= deadline + 60
-        except ValueError:
-            pass
-    return now <= deadline
+def _manual_steps(instance: Instance, facts: preflight.NodeFacts) -> str:
+    d = hostside.host_state_dir(instance.vars["config"])
+    return (f"the host has the marker of {facts.leftover} but no restore script, and this machine has no journal "
+            f"of that run: restore {instance.vars['config']} by hand (from {d}/original if it is there, else from "
+            "your config management or backup), restart the registry, check that pushes work, then remove "
+            f"{d}/marker and {d}/lock")
 
 
 def recover_node(instance: Instance, host: Host, state_dir) -> dict:
     vars = instance.vars
-    d = hostside.host_state_dir(vars["config"])
-    kv = hostside.parse_kv(host.run(STATE_SCRIPT.format(d=hostside.q(d), cfg=hostside.q(vars["config"])),
-                                    timeout=60).text)
-    node = {"host": host.name, "action": "none", "ok": True, "detail": "nothing to recover"}
+    facts = preflight.gather(host, vars)
     intents = [i for i in journal.read_intents(state_dir, instance.name) if i.node == host.name]
-    lock_owner = kv.get("lock_owner")
-    if lock_owner is not None and _holder_alive(lock_owner, int(kv.get("deadline") or 0), int(kv.get("now") or 0)):
-        return {**node, "action": "locked", "ok": False,
-                "detail": f"a run holds the lock ({lock_owner}) until its watchdog deadline; try later"}
-    if "marker" in kv and kv.get("restore_script") == "yes":
-        result = host.run(f"/bin/sh {hostside.q(d + '/restore.sh')} recover && rm -rf {hostside.q(d + '/lock')}",
-                          timeout=600, check=False)
-        ok = result.exit_code == 0
-        node = {"host": host.name, "action": "restored from host record", "ok": ok,
-                "detail": "restored and verified" if ok else f"restore failed: {result.text.strip()[-300:]}"}
+    lock = facts.lock
+    if lock is not None and not facts.lock_is_stale:
+        return _node(host, "locked", False,
+                     f"run {lock[0]} holds the lock ({facts.kv.get('lock_owner', '?')}) until its watchdog "
+                     "deadline; try later")
+    if facts.leftover or lock is not None:
+        if facts.leftover is None or facts.kv.get("restore_script") == "yes":
+            result = host.run(hostside.recover_command(vars["config"]), timeout=600, check=False)
+            if result.exit_code == 0:
+                node = _node(host, "restored from host record" if facts.leftover else "stale lock removed", True,
+                             "restored and verified" if facts.leftover else f"run {lock[0]} changed nothing")
+            else:
+                node = _node(host, "restore failed", False, f"exit {result.exit_code}: {result.text.strip()[-300:]}")
+        elif intents:
+            node = _restore_from_journal(host, intents[-1])
+        else:
+            node = _node(host, "manual", False, _manual_steps(instance, facts))
     elif intents:
         intent = intents[-1]
-        if kv.get("config_sha256") != intent.original_sha256:
-            node = _restore_from_journal(host, intent, d)
+        if facts.kv.get("config_sha256") != intent.original_sha256:
+            node = _restore_from_journal(host, intent)
         else:
-            node = {**node, "action": "journal cleared", "detail": "config already as it was"}
-    elif lock_owner is not None:
-        host.run(f"rm -rf {hostside.q(d + '/lock')}", timeout=60)
-        node = {**node, "action": "stale lock removed", "detail": lock_owner}
+            node = _node(host, "journal cleared", True, "config already as it was")
+    else:
+        node = _node(host, "none", True, "nothing to recover")
     if node["ok"]:
         for intent in intents:
-            journal.remove_intent(state_dir, instance.name, intent.node)
+            journal.remove_intent(state_dir, instance.name, intent.node, intent.run_id)
     return node
 
 
-def _restore_from_journal(host: Host, intent: journal.Intent, d: str) -> dict:
-    """The host lost its record: write the journal's bytes back and restart."""
+def _restore_from_journal(host: Host, intent: journal.Intent) -> dict:
+    """The host lost its record: write the journal's bytes back (checked, renamed) and restart."""
     original = intent.original
     if hashlib.sha256(original).hexdigest() != intent.original_sha256:
-        return {"host": host.name, "action": "journal corrupt", "ok": False,
-                "detail": "the local journal's config bytes do not match their checksum"}
-    cfg = hostside.q(intent.config_path)
-    service = intent.start if intent.mode == "stop" else intent.restart
-    script = (f"{hostside.replace_config_from_stdin(cfg)} && {{ {service}; }} && "
-              f"rm -f {hostside.q(d + '/marker')} && rm -rf {hostside.q(d + '/lock')}")
-    result = host.run(script, input=original, timeout=600, check=False)
+        return _node(host, "journal corrupt", False, "the local journal's config bytes do not match their checksum")
+    if intent.mode == "stop":
+        service = intent.start
+    else:
+        service = ":" if intent.already_read_only else intent.restart
+    command = hostside.restore_bytes_command(intent.config_path, intent.original_sha256, service,
+                                             intent.registry_url, intent.ca_file)
+    result = host.run(command, input=original, timeout=600, check=False)
     ok = result.exit_code == 0
-    return {"host": host.name, "action": "restored from local journal", "ok": ok,
-            "detail": "config bytes written back and service restarted" if ok
-            else f"failed: {(result.stderr or result.stdout).decode('utf-8', 'replace').strip()[-300:]}"}
+    return _node(host, "restored from local journal", ok,
+                 "config bytes written back and service restarted" if ok
+                 else f"failed (exit {result.exit_code}): {result.text.strip()[-300:]}")
 
 
 def recover(config: Config, targets: Sequence[str]) -> tuple[dict, int]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gcops.playbooks import describe_value
+from gcops.playbooks import CONTROL_CHARS, describe_value
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Host names, IPv4 and IPv6 addresses; no user@, no spaces, no leading '-'
@@ -216,10 +216,26 @@ def host_list(doc: str = "") -> Key:
     return Key("an array of host names", (list,), parse, ABSENT, doc)
 
 
+def control_char_problem(value: str) -> str | None:
+    """Why a var value is refused, or None: a control character (newline, tab, ESC...) could end a
+    line of a host-side record or a script's argument list, so vars never carry one."""
+    match = CONTROL_CHARS.search(value)
+    if match is None:
+        return None
+    return f"contains a control character ({match.group()!r}); vars are single-line text"
+
+
+def _var_text(value: str) -> str:
+    problem = control_char_problem(value)
+    if problem:
+        raise Invalid(problem)
+    return value
+
+
 def string_table(doc: str = "") -> Key:
     def parse(table: dict[str, Any], base: Path) -> dict[str, str]:
         strings = _each({f".{name}": value for name, value in table.items()},
-                        lambda value: _checked_text(_string_item(value), None, ""))
+                        lambda value: _var_text(_checked_text(_string_item(value), None, "")))
         return {subpath[1:]: value for subpath, value in strings.items()}
 
     return Key("a table of strings", (dict,), parse, ABSENT, doc)

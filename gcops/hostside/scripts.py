@@ -16,13 +16,25 @@ class ScriptMissing(LookupError):
     """No host script of that name ships with gcops."""
 
 
-@lru_cache(maxsize=None)
-def text(name: str) -> str:
-    """The text of `gcops/hostside/sh/<name>.sh`. Raises ScriptMissing."""
+INCLUDE = "# include: "
+
+
+def _file(name: str) -> str:
     try:
         return resources.files("gcops.hostside.sh").joinpath(f"{name}.sh").read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ScriptMissing(f"no host script {name}.sh in gcops/hostside/sh") from exc
+
+
+@lru_cache(maxsize=None)
+def text(name: str) -> str:
+    """The text of `gcops/hostside/sh/<name>.sh` as it runs: a first line `# include: common` is
+    replaced by `common.sh` (shared functions; still static text). Raises ScriptMissing."""
+    body = _file(name)
+    first, _, rest = body.partition("\n")
+    if first.startswith(INCLUDE):
+        return _file(first[len(INCLUDE):].strip()) + "\n" + rest
+    return body
 
 
 def command(name: str, *args: object) -> str:

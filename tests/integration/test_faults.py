@@ -1,6 +1,8 @@
 """Never leave a registry changed: real faults against real processes (issue 3)."""
 from __future__ import annotations
 
+import json
+
 import signal
 import time
 
@@ -157,7 +159,7 @@ def test_shell_metacharacters_never_execute(host_factory, tmp_path):
     h = host_factory("inject")
     garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
     canary = tmp_path / "pwned"
-    payloads = [f"$(touch {canary})", f"`touch {canary}`", f"'; touch {canary}; echo \"; touch {canary}; '\n"]
+    payloads = [f"$(touch {canary})", f"`touch {canary}`", f"'; touch {canary}; echo \"; touch {canary}; '"]
     original = h.config_file.read_bytes()
     for i, payload in enumerate(payloads):
         for var in ("config", "registry", "registry_url", "storage_root", "service"):
@@ -173,9 +175,32 @@ def test_shell_metacharacters_never_execute(host_factory, tmp_path):
                 if args == ["run", "--json"] and var == "service":
                     # the restart really ran, with the payload as one argument: the registry kept its
                     # writable config running, so gcops refused to GC and restored
-                    assert "did not refuse writes" in json_doc(proc)["instances"][0]["error"]
+                    assert "is NOT read-only" in json_doc(proc)["instances"][0]["error"]
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
     assert all_pull(h, garbage.kept)
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\t", "\x1b"])
+def test_control_characters_in_vars_are_refused_before_any_host(char, tmp_path, connection_counter):
+    """A newline could end a line of the host's record (or a heredoc, in older designs): refused at validation."""
+    payload = f"{char}GCOPS_RESTORE_EOF{char}touch {tmp_path}/pwned{char}"
+    config = tmp_path / "gcops.toml"
+    config.write_text(f"""[gcops]
+state_dir = {json.dumps(str(tmp_path / "state"))}
+[ssh]
+port = {connection_counter.port}
+[[instance]]
+name = "x"
+host = "127.0.0.1"
+playbook = "distribution"
+[instance.vars]
+service = {json.dumps("docker-registry" + payload)}
+""")
+    for args in (["run", "--json"], ["run", "--dry-run"], ["plan"], ["recover"]):
+        proc = run_gcops("--config", str(config), *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "instance[0].vars.service" in proc.stderr and "control character" in proc.stderr
+    assert connection_counter.count == 0 and not (tmp_path / "pwned").exists()
 
 
 def test_recover_after_kill_restores_before_the_watchdog(host_factory, tmp_path):

@@ -208,7 +208,7 @@ BAD = [
     (INSTANCE.replace("gitlab.example.com", "-oProxyCommand=x"), "instance[0].host", "invalid value"),
     (INSTANCE.replace('"omnibus"', '"omnibuss"'), "instance[0].playbook", "no playbook 'omnibuss' (searched "),
     (INSTANCE + '[instance.vars]\nregistryurl = "x"\n', "instance[0].vars.registryurl",
-     "playbook 'omnibus' has no var 'registryurl' (its vars: config, registry, registry_url, storage_root)"),
+     "playbook 'omnibus' has no var 'registryurl' (its vars: config, registry, registry_url, registry_ca_file, storage_root)"),
     (INSTANCE + "[instance.vars]\nconfig = 1\n", "instance[0].vars.config", "expected a string, got integer 1"),
     ('[ssh]\nidentity_file = "missing-key"\n' + INSTANCE, "ssh.identity_file", "cannot read identity file"),
     (INSTANCE + 'identity_file = "/nonexistent/key"\n', "instance[0].identity_file",

@@ -64,6 +64,7 @@ def test_distribution_playbook_targets_the_debian_package():
         "config": "/etc/docker/registry/config.yml",
         "registry": "/usr/bin/docker-registry",
         "registry_url": "http://127.0.0.1:5000",
+        "registry_ca_file": "",
         "storage_root": "",
         "service": "docker-registry",
     }

@@ -1,0 +1,195 @@
+"""What the host scripts said, as typed outcomes: pure parsers of their exit code and key=value lines.
+
+Each parser takes (exit code, printed text) and never raises; the outcome says
+what happened in the terms gcops decides on. Tested with recorded outputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gcops.hostside import (EXIT_CONFIG_CHANGED, EXIT_LEFTOVER, EXIT_LOCK_LOST, EXIT_LOCKED, EXIT_REFUSED,
+                            parse_kv)
+
+# curl exit codes that mean TLS could not be set up (bad or unknown certificate, handshake)
+TLS_CURL_CODES = {"35", "51", "53", "54", "58", "59", "60", "64", "66", "77", "80", "82", "83", "90", "91"}
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def tail(text: str, n: int = 3) -> str:
+    """The last `n` non-empty lines of `text`, joined for one error line."""
+    lines = [line for line in text.splitlines() if line.strip()][-n:]
+    return " | ".join(lines) if lines else "no output"
+
+
+@dataclass(frozen=True)
+class EnterOutcome:
+    code: int
+    kv: dict[str, str]
+    text: str
+
+    @property
+    def entered(self) -> bool:
+        return self.code == 0
+
+    @property
+    def changed_nothing(self) -> bool:
+        """The script refused before its commit point: lock, leftover, config changed, or no room to record."""
+        return self.code in (EXIT_LOCKED, EXIT_LEFTOVER, EXIT_CONFIG_CHANGED, EXIT_REFUSED, 2)
+
+    @property
+    def locked_by(self) -> str | None:
+        return self.kv.get("lock_held") if self.code == EXIT_LOCKED else None
+
+    @property
+    def reason(self) -> str:
+        if self.code == EXIT_LOCKED:
+            return f"held by {self.kv.get('lock_held') or 'another run'}"
+        if self.code == EXIT_LEFTOVER:
+            return f"changes left by {self.kv.get('leftover')}; run `gcops recover`"
+        if self.code == EXIT_CONFIG_CHANGED:
+            return "the registry config changed since preflight; try again"
+        if "refused" in self.kv:
+            return self.kv["refused"]
+        return tail(self.text)
+
+    @property
+    def window_start(self) -> float | None:
+        return _float(self.kv.get("window_start"))
+
+    @property
+    def ready(self) -> float | None:
+        return _float(self.kv.get("ready"))
+
+    @property
+    def restarted(self) -> str:
+        """"yes": every registry process serving the config was replaced during enter; "no"; "unknown"."""
+        return self.kv.get("registry_restarted", "unknown")
+
+    @property
+    def fresh(self) -> str:
+        """"yes": every registry process started after the config was last written."""
+        return self.kv.get("registry_fresh", "unknown")
+
+
+def parse_enter(code: int, text: str) -> EnterOutcome:
+    return EnterOutcome(code, parse_kv(text), text)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    write_status: str | None       # HTTP status of the write probe ("000": no answer); None in stop mode
+    read_status: str
+    curl_rc: str | None
+
+    @property
+    def refuses_writes(self) -> bool:
+        return self.write_status == "405"
+
+    @property
+    def needs_credentials(self) -> bool:
+        return self.write_status in ("401", "403")
+
+    @property
+    def answering(self) -> bool:
+        return self.read_status in ("200", "401")
+
+    @property
+    def tls_problem(self) -> bool:
+        return self.curl_rc in TLS_CURL_CODES
+
+
+def parse_check(text: str) -> CheckOutcome:
+    kv = parse_kv(text)
+    return CheckOutcome(kv.get("write_probe"), kv.get("read_probe", "000"), kv.get("curl_rc"))
+
+
+@dataclass(frozen=True)
+class CollectOutcome:
+    code: int
+    kv: dict[str, str]
+    text: str
+
+    @property
+    def lock_lost(self) -> bool:
+        return self.code == EXIT_LOCK_LOST
+
+    @property
+    def started(self) -> bool:
+        return "gc_start" in self.kv
+
+    @property
+    def exit_code(self) -> int | None:
+        """The collector's own exit code; None when it did not report one (it did not run to its end)."""
+        return _int(self.kv.get("gc_exit"))
+
+    @property
+    def seconds(self) -> float | None:
+        a, b = _float(self.kv.get("gc_start")), _float(self.kv.get("gc_end"))
+        return round(b - a, 3) if a is not None and b is not None else None
+
+
+def parse_collect(code: int, text: str) -> CollectOutcome:
+    return CollectOutcome(code, parse_kv(text), text)
+
+
+@dataclass(frozen=True)
+class LeaveOutcome:
+    code: int
+    kv: dict[str, str]
+    text: str
+
+    @property
+    def not_ours(self) -> bool:
+        return self.kv.get("not_ours") == "yes"
+
+    @property
+    def restored(self) -> bool:
+        """Restored and verified: by this leave, or earlier by the watchdog, gc.sh or recover (marker gone)."""
+        if self.not_ours:
+            return self.kv.get("marker") == "absent"
+        return self.code == 0 and (self.kv.get("restored") == "yes" or self.kv.get("already_restored") == "yes")
+
+    @property
+    def restored_here(self) -> bool:
+        return self.restored and not self.not_ours and self.kv.get("restored") == "yes"
+
+    @property
+    def window_end(self) -> float | None:
+        return _float(self.kv.get("window_end"))
+
+    @property
+    def probe_after_gc(self) -> str | None:
+        return self.kv.get("probe_after_gc")
+
+    @property
+    def reason(self) -> str:
+        if self.not_ours:
+            return "another run or the watchdog holds the node, and its changes are still there"
+        for key, what in (("config_restore_failed", "could not put the original config back"),
+                          ("config_differs", "the config still differs from the original"),
+                          ("not_answering", "the registry does not answer after the restart"),
+                          ("still_read_only", "the registry still refuses writes"),
+                          ("expected_read_only", "the registry no longer refuses writes (it was read-only before)"),
+                          ("gc_still_running", "the GC process could not be stopped"),
+                          ("restore_busy", "another restore is still running"),
+                          ("params_unreadable", "the host's record of this run is unreadable")):
+            if key in self.kv or key in self.text.split():
+                return what
+        return f"restore failed (exit {self.code}): {tail(self.text)}"
+
+
+def parse_leave(code: int, text: str) -> LeaveOutcome:
+    return LeaveOutcome(code, parse_kv(text), text)

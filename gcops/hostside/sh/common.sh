@@ -1,0 +1,86 @@
+# shellcheck shell=sh disable=SC2034  # variables set here are read by the scripts that include it
+# Functions shared by gcops host scripts. A script whose first line is
+# "# include: common" is sent with this text in front of it
+# (gcops.hostside.scripts). Definitions only: nothing here runs by itself.
+# Globals the callers set: D (state dir), RUN, URL, PROBE, CA (may be empty).
+
+NL='
+'
+# say TEXT: a result line for gcops; gcops may be gone (closed pipe), so never fatal.
+say() { printf '%s\n' "$*" 2>/dev/null || true; }
+# tell TEXT: like say, but fails when nobody reads any more (gcops killed, SSH dropped).
+tell() { printf '%s\n' "$*" 2>/dev/null; }
+now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) printf '%s\n' "$t" ;; esac; }
+find_curl() {
+  CURL=$(command -v curl 2>/dev/null) || CURL=
+  if [ -z "$CURL" ] && [ -x /opt/gitlab/embedded/bin/curl ]; then CURL=/opt/gitlab/embedded/bin/curl; fi
+}
+# http CURL-ARGS...: sets HTTP (the status, or 000) and CURL_RC (curl's exit code: 60 = certificate).
+http() {
+  HTTP=000; CURL_RC=127
+  [ -n "${CURL:-}" ] || return 0
+  if [ -n "${CA:-}" ]; then
+    HTTP=$("$CURL" -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CA" "$@" 2>/dev/null); CURL_RC=$?
+  else
+    HTTP=$("$CURL" -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" 2>/dev/null); CURL_RC=$?
+  fi
+  [ -n "$HTTP" ] || HTTP=000
+}
+read_probe() { http "$URL/v2/"; }
+# A manifest PUT with an invalid body: 405 read-only, 400 writable; it never stores anything.
+write_probe() {
+  http -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.v2+json' --data-binary '{}' "$URL$PROBE"
+}
+answering() { read_probe; case "$HTTP" in 200|401) return 0 ;; *) return 1 ;; esac; }
+wait_up() {
+  end=$(( $(date +%s) + $1 ))
+  until answering; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.05; done
+}
+wait_down() {
+  end=$(( $(date +%s) + $1 ))
+  while answering; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.05; done
+}
+alive() { st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; }
+sha_of() { sha256sum < "$1" 2>/dev/null | cut -d ' ' -f 1; }
+# put_text FILE TEXT: write TEXT to FILE through a temporary file, read back and compared, then renamed.
+put_text() {
+  rm -f "$1.gcops-tmp"
+  if printf '%s' "$2" > "$1.gcops-tmp" 2>/dev/null \
+     && [ "$(sha_of "$1.gcops-tmp")" = "$(printf '%s' "$2" | sha256sum | cut -d ' ' -f 1)" ] \
+     && mv -f "$1.gcops-tmp" "$1" 2>/dev/null; then
+    return 0
+  fi
+  rm -f "$1.gcops-tmp"
+  return 1
+}
+lock_ours() { [ "$(cat "$D/lock/run_id" 2>/dev/null)" = "$RUN" ]; }
+# read_params: the run's parameters from "$D/params" (one key=value a line; read as data, never run).
+read_params() {
+  [ -r "$D/params" ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      cfg=*) CFG=${line#cfg=} ;;
+      real=*) REAL=${line#real=} ;;
+      url=*) URL=${line#url=} ;;
+      run=*) RUN=${line#run=} ;;
+      mode=*) MODE=${line#mode=} ;;
+      service=*) SERVICE=${line#service=} ;;
+      already_ro=*) ALREADY_RO=${line#already_ro=} ;;
+      ca=*) CA=${line#ca=} ;;
+      probe=*) PROBE=${line#probe=} ;;
+    esac
+  done < "$D/params"
+  [ -n "${REAL:-}" ] && [ -n "${RUN:-}" ] && [ -n "${MODE:-}" ]
+}
+# registry_procs: "pid:start-ticks" of the processes serving $CFG (or $REAL) in this host's namespaces.
+registry_procs() {
+  mynet=$(readlink /proc/self/ns/net 2>/dev/null); mymnt=$(readlink /proc/self/ns/mnt 2>/dev/null)
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$mynet" ] || continue
+    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$mymnt" ] || continue
+    args=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+    case " $args" in *" $CFG "*|*" ${REAL:-$CFG} "*) ;; *) continue ;; esac
+    case "$args" in *garbage-collect*|*gcops-*) continue ;; *serve*) ;; *) continue ;; esac
+    printf '%s:%s\n' "${p#/proc/}" "$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d ' ' -f 20)"
+  done | sort
+}

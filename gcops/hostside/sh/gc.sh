@@ -1,0 +1,29 @@
+# include: common
+# gc.sh d=DIR run=ID gc=COMMAND log=FILE: run the registry's GC (or another collector command) inside
+# this run's window, in a session of its own (restore.sh stops the whole group by gc.pid), output to
+# FILE on the host. Runs to its end even if gcops goes; if gcops is gone when it ends, it leaves the
+# window itself (restore + unlock) instead of waiting for the watchdog's deadline.
+# Prints gc_start, gc_end, gc_exit; exit 50 when this run no longer holds the lock (nothing run).
+# shellcheck disable=SC2034  # variables here are read by the functions of common.sh
+trap '' PIPE HUP
+D='' RUN='' GC='' LOG=''
+for kv in "$@"; do
+  case "$kv" in
+    d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; gc=*) GC=${kv#gc=} ;; log=*) LOG=${kv#log=} ;;
+    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
+  esac
+done
+if ! lock_ours || [ ! -e "$D/marker" ]; then say "lock_lost=$(cat "$D/lock/run_id" 2>/dev/null)"; exit 50; fi
+rm -f "$D/gc.pid"
+: > "$LOG" 2>/dev/null || { say "gc_log_unwritable=$LOG"; exit 51; }
+say "gc_start=$(now)"
+# shellcheck disable=SC2016  # $$ and $1/$2 belong to the inner shell
+setsid sh -c 'printf "%s\n" "$$" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 97; sh -c "$2"' gcops-gc "$D/gc.pid" "$GC" \
+  > "$LOG" 2>&1 </dev/null &
+bg=$!
+wait "$bg"; rc=$?
+rm -f "$D/gc.pid"
+if tell "gc_end=$(now)" && tell "gc_exit=$rc"; then exit 0; fi
+# Nobody reads our output: gcops was killed or its connection dropped. Leave the window now.
+if lock_ours && /bin/sh "$D/restore.sh" gc-orphaned >/dev/null 2>&1; then rm -rf "$D/lock"; fi
+exit 0

@@ -1,0 +1,100 @@
+"""What runs inside the verified window on the GC node: steps first, then the collector.
+
+A *collector* frees the space: `RegistryGC` runs the registry's own
+`garbage-collect` through `gc.sh` (its output to a file on the host, read and
+parsed after the window, in constant memory). A *step* changes metadata first
+(`UntaggedRemoval`: revision links no tag reaches). Each gets the GC node with
+its open host connection.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from gcops import hostside
+from gcops.hostside import outcomes
+from gcops.hosts import CommandTimeout, HostError
+from gcops.maintenance.node import Node, WindowFailed, gc_command
+from gcops.registry.gc_output import GCOutputParser, GCSummary
+from gcops.registry.untagged import UntaggedScan
+
+
+@dataclass
+class Collected:
+    """What the collector did: None where it was not measured."""
+
+    started: bool = False
+    exit_code: int | None = None
+    seconds: float | None = None
+    summary: GCSummary | None = None
+    deleted_digests: list[str] = field(default_factory=list)
+
+
+class RegistryGC:
+    """The registry's own garbage-collect (never with -m), run by gc.sh inside the window."""
+
+    name = "gc"
+
+    def __init__(self, instance):
+        self.instance = instance
+
+    def command(self, node: Node) -> str:
+        """The exact command sent to the GC node (dry-run prints it too)."""
+        return hostside.collect_command(node.plan, gc_command(self.instance))
+
+    def run(self, node: Node, deadline: float, cancel: threading.Event, collected: Collected) -> None:
+        lines: list[str] = []
+        try:
+            code, _ = node.host.stream(self.command(node), lines.append, deadline=deadline, cancel=cancel)
+        except CommandTimeout as exc:
+            collected.started = True
+            raise WindowFailed(f"GC ran past max_window ({node.plan.max_window:g}s); stopped and restored") from exc
+        outcome = outcomes.parse_collect(code, "\n".join(lines))
+        collected.started = outcome.started
+        collected.seconds = outcome.seconds
+        if outcome.lock_lost:
+            raise WindowFailed(f"{node.address}: this run no longer holds the lock (taken over by "
+                               f"{outcome.kv.get('lock_lost') or 'nobody'}); GC not run")
+        if outcome.exit_code is None:
+            raise WindowFailed(f"{node.address}: the GC script ended early (exit {code}): "
+                               f"{outcomes.tail(outcome.text)}")
+        collected.exit_code = outcome.exit_code
+
+    def read_output(self, node: Node, collected: Collected) -> str | None:
+        """After the window: stream the GC log through the parser; gives an error line or None."""
+        parser = GCOutputParser(on_eligible_blob=collected.deleted_digests.append)
+        try:
+            _, tail = node.host.stream(hostside.gc_log_command(node.plan), parser.feed, cancel=None)
+        except HostError as exc:
+            return f"{node.address}: GC output could not be read: {exc}"
+        collected.summary = parser.finish()
+        if collected.exit_code not in (None, 0):
+            return f"{node.address}: GC exited {collected.exit_code}: {outcomes.tail(chr(10).join(tail))}"
+        return None
+
+
+class UntaggedRemoval:
+    """--delete-untagged: candidates found before the window, re-checked and removed inside it."""
+
+    name = "delete_untagged"
+
+    def __init__(self, node: Node, log):
+        self.scan = UntaggedScan(node.host, node.facts.storage_root)
+        self.log = log
+        self.doomed: dict[str, set[str]] = {}
+        self.deleted = 0
+
+    def prepare(self) -> None:
+        """Before the window (writes still accepted): candidates from the storage itself."""
+        self.doomed = self.scan.find()
+        self.log.info("untagged_found", repositories=len(self.doomed),
+                      manifests=sum(len(d) for d in self.doomed.values()))
+
+    def apply(self, node: Node) -> None:
+        """Inside the window: re-check against the tags of now, then remove the revision links."""
+        if not self.doomed:
+            return
+        doomed = self.scan.recheck(self.doomed)
+        self.deleted = self.scan.delete(doomed)
+        self.log.info("untagged_deleted", host=node.address, manifests=self.deleted,
+                      spared=sum(len(d) for d in self.doomed.values()) - sum(len(d) for d in doomed.values()))

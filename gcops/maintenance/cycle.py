@@ -1,0 +1,231 @@
+"""One instance's whole cycle, top-down in `InstanceCycle.execute`; it always returns a result, never raises."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import structlog
+
+from gcops import preflight
+from gcops.config import Instance
+from gcops.hostside import recover_command
+from gcops.hosts import Cancelled, HostError, connect
+from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
+from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
+from gcops.maintenance.window import Window
+from gcops.registry import storage
+from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    mode: str
+    delete_untagged: bool
+    max_window: float
+
+
+class InstanceCycle:
+    """connect -> preflight -> measure -> prepare -> window (steps, collect) -> measure -> result."""
+
+    def __init__(self, instance: Instance, options: RunOptions, run_id: str, state_dir,
+                 cancel: threading.Event, on_step: Callable[..., None] | None = None):
+        self.instance, self.options, self.run_id, self.state_dir = instance, options, run_id, state_dir
+        self.cancel = cancel
+        self.on_step = on_step or (lambda name, step, **fields: None)
+        self.log = structlog.get_logger().bind(instance=instance.name, host=",".join(instance.hosts))
+        self.nodes = [Node(address) for address in instance.hosts]
+        self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
+                                     playbook=instance.playbook.name, mode=options.mode,
+                                     delete_untagged=options.delete_untagged)
+        self.collector = RegistryGC(instance)
+        self.collected = Collected()
+        self.steps: list = []
+        self.window: Window | None = None
+        self.notes: list[str] = []
+
+    @property
+    def gc_node(self) -> Node:
+        return self.nodes[0]
+
+    def execute(self) -> InstanceResult:
+        started = time.monotonic()
+        before = None
+        try:
+            self._connect()
+            self._preflight()
+            before = self._measured_before()
+            if self.gc_node.facts.empty_storage:
+                self._step("nothing_to_do", reason="no repositories in the storage")
+                self.result.window_seconds = 0.0
+                self.result.blobs_deleted = self.result.manifests_deleted = 0
+            else:
+                self._prepare()
+                self._window()
+            self.result.status = OK
+        except preflight.LockHeld as exc:
+            self._fail(SKIPPED, f"locked: {exc}", lock_held=True)
+        except preflight.Refused as exc:
+            self._fail(SKIPPED, f"refused: {exc}")
+        except Cancelled:
+            self._fail(FAILED, "interrupted (SIGINT/SIGTERM)", interrupted=True)
+        except (WindowFailed, HostError) as exc:
+            self._fail(FAILED, str(exc))
+        except Exception as exc:  # a bug must not leave a registry changed, nor hide
+            self.log.exception("unexpected_error")
+            self._fail(FAILED, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._settle(before)
+            self.result.duration_seconds = time.monotonic() - started
+            for node in self.nodes:
+                if node.host is not None:
+                    node.host.close()
+        self.on_step(self.instance.name, self.result.status, reclaimed_bytes=self.result.reclaimed_bytes)
+        return self.result
+
+    # -- before the window ---------------------------------------------------------------------
+    def _connect(self) -> None:
+        settings = ssh_settings(self.instance)
+        for node in self.nodes:
+            self._step("connect", host=node.address)
+            node.host = connect(node.address, settings)
+
+    def _preflight(self) -> None:
+        for node in self.nodes:
+            self._step("preflight", host=node.address)
+            # the GC node's storage is measured in the same round trip as its storage check
+            node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node)
+            preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
+            if node.facts.leftover or node.facts.lock is not None:
+                self._recover_leftover(node)
+        roots = {n.facts.storage_root for n in self.nodes}
+        if len(roots) != 1:
+            raise preflight.Refused(f"nodes disagree on the storage root: {sorted(roots)}")
+
+    def _recover_leftover(self, node: Node) -> None:
+        """An earlier run left this node changed and its lock is abandoned: restore first, then look again."""
+        self._step("recover_leftover", host=node.address, marker=node.facts.leftover)
+        result = node.host.run(recover_command(self.instance.vars["config"]), timeout=600, check=False)
+        if result.exit_code != 0:
+            lines = [line for line in result.text.splitlines() if line.strip()][-2:]
+            raise preflight.Refused(f"{node.address}: could not restore what an earlier run left "
+                                    f"({' | '.join(lines) or f'exit {result.exit_code}'}); run `gcops recover`")
+        node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node)
+        preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
+
+    def _measured_before(self) -> storage.StorageSnapshot:
+        snap = self.gc_node.facts.snapshot
+        self.result.storage_driver = self.gc_node.facts.registry.storage_driver
+        self._record_snapshot(snap, "before")
+        self.on_step(self.instance.name, "measure_before", storage_bytes=snap.storage_bytes)
+        self.log.info("measure_before_done", host=self.gc_node.address, storage_bytes=snap.storage_bytes,
+                      blobs=snap.blobs, fs_used_bytes=snap.fs_used_bytes)
+        return snap
+
+    def _prepare(self) -> None:
+        """Work done while writes are still accepted: finding what the window will remove."""
+        if self.options.delete_untagged:
+            self._step("find_untagged", host=self.gc_node.address)
+            untagged = UntaggedRemoval(self.gc_node, self.log)
+            untagged.prepare()
+            self.steps.append(untagged)
+
+    # -- the window ------------------------------------------------------------------------------
+    def _window(self) -> None:
+        for node in self.nodes:
+            node.plan = plan_for(self.instance, node, self.options.mode, self.run_id, self.options.max_window)
+        opened = time.monotonic()
+        window = self.window = Window(self.nodes, self.instance, self.state_dir, self.log, self.cancel, self.on_step)
+        with window:
+            for step in self.steps:
+                self._step(step.name, host=self.gc_node.address)
+                step.apply(self.gc_node)
+            self._step("gc", host=self.gc_node.address)
+            self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+        self.result.read_only_verified = window.verified
+        if not window.restored:
+            raise WindowFailed(self._node_notes()[0] if self._node_notes() else "not restored")
+        if self.collected.started:
+            error = self.collector.read_output(self.gc_node, self.collected)
+            if error:
+                raise WindowFailed(error)
+        summary = self.collected.summary
+        untagged = sum(getattr(step, "deleted", 0) for step in self.steps)
+        if summary is not None:
+            self.result.blobs_deleted = summary.blobs_removed
+            self.result.manifests_deleted = (summary.manifests_removed or 0) + untagged
+        self.result.gc_seconds = self.collected.seconds
+        self.log.info("gc_done", host=self.gc_node.address, blobs_deleted=self.result.blobs_deleted,
+                      manifests_deleted=self.result.manifests_deleted, seconds=self.collected.seconds)
+
+    # -- after -----------------------------------------------------------------------------------
+    def _settle(self, before: storage.StorageSnapshot | None) -> None:
+        """Whatever happened: the window's figures, the notes of every node, and the storage measured
+        again whenever this run may have changed it (a GC stopped mid-sweep has freed space too)."""
+        window = self.window
+        if window is not None:
+            self.result.window_seconds = window.seconds
+            if self.result.read_only_verified is None:
+                self.result.read_only_verified = window.verified
+        self.result.warnings = [w for node in self.nodes for w in node.warnings]
+        for warning in self.result.warnings:
+            self.log.warning("read_only_not_verified", detail=warning)
+        errors = self._node_notes()
+        if any("NOT RESTORED" in note for note in errors):
+            self.result.status = NOT_RESTORED
+        elif errors and self.result.status == OK:
+            self.result.status = FAILED
+        if errors:
+            known = self.result.error or ""
+            self.result.error = "; ".join([known] * bool(known) + [n for n in errors if n not in known])
+        touched = self.collected.started or any(getattr(step, "deleted", 0) for step in self.steps)
+        if before is not None and (self.result.status == OK or touched):
+            try:
+                after = self._measure("measure_after")
+            except (HostError, storage.MeasurementError) as exc:
+                self.result.error = "; ".join(filter(None, [self.result.error, f"measuring after: {exc}"]))
+                if self.result.status == OK:
+                    self.result.status = FAILED
+                return
+            self._record_snapshot(after, "after")
+            self.result.reclaimed_bytes = before.storage_bytes - after.storage_bytes
+            if self.result.blobs_deleted is None and touched:
+                self.result.blobs_deleted = max(0, before.blobs - after.blobs)
+
+    def _measure(self, step: str) -> storage.StorageSnapshot:
+        node = self.gc_node
+        self._step(step, host=node.address)
+        if node.host is None:
+            raise HostError(f"{node.address}: no connection")
+        t0 = time.monotonic()
+        try:
+            out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
+        except HostError:
+            node.host.close()
+            node.host = connect(node.address, ssh_settings(self.instance))
+            out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
+        snap = storage.parse_measurement(out)
+        self.on_step(self.instance.name, step, storage_bytes=snap.storage_bytes)
+        self.log.info(f"{step}_done", host=node.address, storage_bytes=snap.storage_bytes, blobs=snap.blobs,
+                      fs_used_bytes=snap.fs_used_bytes, seconds=round(time.monotonic() - t0, 3))
+        return snap
+
+    def _record_snapshot(self, snap: storage.StorageSnapshot, when: str) -> None:
+        setattr(self.result, f"storage_bytes_{when}", snap.storage_bytes)
+        setattr(self.result, f"fs_used_bytes_{when}", snap.fs_used_bytes)
+        setattr(self.result, f"blobs_{when}", snap.blobs)
+
+    def _node_notes(self) -> list[str]:
+        return [note for node in self.nodes for note in node.notes]
+
+    def _fail(self, status: str, error: str, *, lock_held: bool = False, interrupted: bool = False) -> None:
+        self.result.status = status
+        self.result.error = error
+        self.result.lock_held = self.result.lock_held or lock_held
+        self.result.interrupted = self.result.interrupted or interrupted
+        self.log.warning("instance_failed", status=status, error=error)
+
+    def _step(self, step: str, **fields) -> None:
+        self.on_step(self.instance.name, step)
+        self.log.info(step, **fields)
