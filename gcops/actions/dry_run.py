@@ -19,6 +19,7 @@ from gcops.config import Config, Instance
 from gcops.hosts import HostError, connect
 from gcops.maintenance import ssh_settings
 from gcops.maintenance.collect import RegistryGC
+from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.node import Node, enter_command_for, plan_for
 from gcops.registry import storage, untagged
 
@@ -52,6 +53,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
     vars = instance.vars
     steps: list[dict] = []
     refused, diff = None, ""
+    explain: list[str] = []
     nodes = [Node(address) for address in instance.hosts]
     try:
         for node in nodes:
@@ -69,6 +71,11 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             _step(steps, first.address, "measure", hostside.storage_check_command(root, storage.measure_command(root)))
             if opts.delete_untagged:
                 _step(steps, first.address, "find_untagged", untagged.listing_command(root))
+            # hook(concurrent): the mark runs before the window; the delta and sweep replace the GC in it
+            collector = ConcurrentGC(instance, run_id, None) if opts.mode == "concurrent" else RegistryGC(instance)
+            if opts.mode == "concurrent":
+                explain = collector.describe(first)
+                _step(steps, first.address, "mark", collector.mark_command(first))
             for node in nodes[1:] + nodes[:1]:
                 node.plan = plan_for(instance, node, opts.mode, run_id, opts.max_window)
                 command, new = enter_command_for(node)
@@ -83,10 +90,13 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 _step(steps, first.address, "delete_untagged",
                       f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",
                       "repository<TAB>digest lines of the re-checked candidates")
-            _step(steps, first.address, "gc", RegistryGC(instance).command(first))
+            _step(steps, first.address, "gc" if opts.mode != "concurrent" else "delta_and_sweep",
+                  collector.command(first))
             for node in nodes[:1] + nodes[1:][::-1]:
                 _step(steps, node.address, "restore", hostside.leave_command(node.plan))
             _step(steps, first.address, "measure", storage.measure_command(root))
+            if opts.mode == "concurrent":
+                _step(steps, first.address, "cleanup", collector.cleanup_command(first))
     except (HostError, preflight.Refused) as exc:
         refused = refused or str(exc)
     finally:
@@ -94,7 +104,8 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             if node.host is not None:
                 node.host.close()
     return {"name": instance.name, "hosts": list(instance.hosts), "mode": opts.mode,
-            "delete_untagged": opts.delete_untagged, "refused": refused, "diff": diff, "steps": steps}
+            "delete_untagged": opts.delete_untagged, "refused": refused, "diff": diff, "steps": steps,
+            "explain": explain}
 
 
 def dry_run(config: Config, request: RunRequest) -> dict:

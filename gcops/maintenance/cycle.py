@@ -13,6 +13,7 @@ from gcops.config import Instance
 from gcops.hostside import recover_command
 from gcops.hosts import Cancelled, HostError, connect
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
+from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import storage
@@ -39,7 +40,9 @@ class InstanceCycle:
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
-        self.collector = RegistryGC(instance)
+        # hook(concurrent): --mode concurrent marks before the window and sweeps inside it
+        self.collector = (ConcurrentGC(instance, run_id, self.log) if options.mode == "concurrent"
+                          else RegistryGC(instance))
         self.collected = Collected()
         self.steps: list = []
         self.window: Window | None = None
@@ -76,6 +79,8 @@ class InstanceCycle:
             self.log.exception("unexpected_error")
             self._fail(FAILED, f"{type(exc).__name__}: {exc}")
         finally:
+            if isinstance(self.collector, ConcurrentGC):   # hook(concurrent): marker and work dir go
+                self.collector.cleanup()
             self._settle(before)
             self.result.duration_seconds = time.monotonic() - started
             for node in self.nodes:
@@ -130,6 +135,9 @@ class InstanceCycle:
             untagged = UntaggedRemoval(self.gc_node, self.log)
             untagged.prepare()
             self.steps.append(untagged)
+        if isinstance(self.collector, ConcurrentGC):       # hook(concurrent): the mark, writes accepted
+            self._step("mark", host=self.gc_node.address)
+            self.collector.prepare(self.gc_node, self.cancel)
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:
