@@ -36,7 +36,10 @@ def display(command: str) -> str:
         words = ["sh", f"gcops/hostside/sh/{words[3][len('gcops-'):]}.sh", *words[4:]]
     shown = []
     for word in words:
-        if len(word) > LONG_ARGUMENT:
+        key, _, inner = word.partition("=")
+        if key == "gc" and inner.startswith("/bin/sh -c ") and display(inner) != inner:
+            word = f"gc=[{display(inner)}]"     # a gcops collector script inside gc.sh, by name too
+        elif len(word) > LONG_ARGUMENT:
             key = word.split("=", 1)[0] + "=" if "=" in word[:40] else ""
             word = f"{key}<{len(word) - len(key)} bytes, sha256 {hashlib.sha256(word.encode()).hexdigest()[:12]}>"
         shown.append(shlex.quote(word))

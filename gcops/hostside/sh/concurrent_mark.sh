@@ -15,9 +15,10 @@ now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "
 [ -d "$ROOT/docker" ] || { echo "storage_missing=$ROOT/docker"; exit 10; }
 mkdir -p "$W" && chmod 700 "$W" || { echo "workdir_failed=$W"; exit 11; }
 rm -f "$W/candidates" "$W/gc.log" "$W/gc.pid" "$W/protected" "$W/sweep"
-# markers an interrupted earlier run left (zero-byte files; ours has a fresh name)
+# markers an interrupted run left a day or more ago (zero-byte files; a younger one may be another
+# run's, marking now: the lock is only taken when the window is entered)
 for old in "$ROOT"/.gcops-mark-*; do
-  [ -f "$old" ] && [ "$old" != "$MARK" ] && rm -f "$old"
+  [ -f "$old" ] && [ "$old" != "$MARK" ] && [ -n "$(find "$old" -mtime +0 2>/dev/null)" ] && rm -f "$old"
 done
 rm -f "$MARK" "$TICK"
 : > "$MARK" || { echo "marker_failed=$MARK"; exit 12; }
