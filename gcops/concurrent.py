@@ -225,11 +225,13 @@ class ConcurrentCollection:
         """Shell command printing the digests the sweep deleted, one a line (for the descriptor cache purge)."""
         return f"cat {shlex.quote(posixpath.join(self.workdir, 'swept'))} 2>/dev/null"
 
-    def cleanup(self) -> None:
-        """Remove the marker and the work dir, stop a dry-run GC still running. Never raises for the host's
-        sake (logs instead): it runs in `finally` blocks."""
+    def cleanup(self) -> bool:
+        """Remove the marker and the work dir, stop a dry-run GC still running. Gives whether that worked;
+        never raises (it runs in `finally` blocks; a lost connection must not hide the run's outcome)."""
         try:
-            self.host.run(scripts.command("concurrent_cleanup", self.root, self.workdir, self.run_id),
-                          timeout=60, check=False)
-        except Exception as exc:  # a lost connection must not hide the run's own outcome
+            result = self.host.run(scripts.command("concurrent_cleanup", self.root, self.workdir, self.run_id),
+                                   timeout=60, check=False)
+        except Exception as exc:  # noqa: BLE001
             self.log.warning("concurrent_cleanup_failed", error=str(exc))
+            return False
+        return result.exit_code == 0 and "cleaned=yes" in result.text

@@ -14,9 +14,9 @@ from gcops import hostside
 from gcops.concurrent import (ConcurrentCollection, ConcurrentError, CollectOutcome, describe, parse_collect,
                               work_dir)
 from gcops.hostside import outcomes, scripts
-from gcops.hosts import CommandTimeout, HostError
+from gcops.hosts import CommandTimeout, HostError, connect
 from gcops.maintenance.collect import Collected
-from gcops.maintenance.node import Node, WindowFailed, gc_command
+from gcops.maintenance.node import Node, WindowFailed, gc_command, ssh_settings
 from gcops.registry.gc_output import GCSummary
 
 COMBINATION_REFUSED = ("--delete-untagged cannot be combined with --mode concurrent (untagged manifests are only "
@@ -113,9 +113,17 @@ class ConcurrentGC:
             return f"{node.address}: the concurrent sweep was stopped part-way ({out.sweep.swept} blobs swept)"
         return None
 
-    def cleanup(self) -> None:
-        """Whatever happened: the marker and the work dir go, a dry-run GC still running is stopped."""
-        if self.collection is not None:
-            t0 = time.monotonic()
-            self.collection.cleanup()
-            self.log.info("concurrent_cleaned", seconds=round(time.monotonic() - t0, 3))
+    def cleanup(self, node: Node) -> None:
+        """Whatever happened: the marker and the work dir go, a dry-run GC still running is stopped
+        (over a new connection when the run's own dropped). Never raises: it runs in `finally`."""
+        if self.collection is None:
+            return
+        t0 = time.monotonic()
+        if not self.collection.cleanup():
+            try:
+                node.host.close()
+                node.host = self.collection.host = connect(node.address, ssh_settings(self.instance))
+                self.collection.cleanup()
+            except Exception as exc:  # noqa: BLE001 - the next mark removes what is left
+                self.log.warning("concurrent_cleanup_failed", host=node.address, error=str(exc))
+        self.log.info("concurrent_cleaned", host=node.address, seconds=round(time.monotonic() - t0, 3))

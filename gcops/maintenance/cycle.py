@@ -80,7 +80,7 @@ class InstanceCycle:
             self._fail(FAILED, f"{type(exc).__name__}: {exc}")
         finally:
             if isinstance(self.collector, ConcurrentGC):   # hook(concurrent): marker and work dir go
-                self.collector.cleanup()
+                self.collector.cleanup(self.gc_node)
             self._settle(before)
             self.result.duration_seconds = time.monotonic() - started
             for node in self.nodes:

@@ -22,6 +22,7 @@ set -u
 ROOT=$1 W=$2 RUN=$3
 stop=0
 trap 'stop=1' TERM INT HUP
+trap ': > "$W/collected"' EXIT   # the next mark may remove this work dir (its window is over)
 MARK="$ROOT/.gcops-mark-$RUN"
 V2="$ROOT/docker/registry/v2"
 BLOBS="$V2/blobs/sha256"

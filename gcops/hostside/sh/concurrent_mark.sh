@@ -15,10 +15,23 @@ now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "
 [ -d "$ROOT/docker" ] || { echo "storage_missing=$ROOT/docker"; exit 10; }
 mkdir -p "$W" && chmod 700 "$W" || { echo "workdir_failed=$W"; exit 11; }
 rm -f "$W/candidates" "$W/gc.log" "$W/gc.pid" "$W/protected" "$W/sweep"
-# markers an interrupted run left a day or more ago (zero-byte files; a younger one may be another
-# run's, marking now: the lock is only taken when the window is entered)
-for old in "$ROOT"/.gcops-mark-*; do
-  [ -f "$old" ] && [ "$old" != "$MARK" ] && [ -n "$(find "$old" -mtime +0 2>/dev/null)" ] && rm -f "$old"
+alive() { st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; }
+# the GC runs under `sh -c`: stop that shell's children too (ppid is field 4 of /proc/<pid>/stat)
+stop_tree() {
+  for child in $(awk -v p="$1" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do stop_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null
+}
+# What runs gcops killed in their window left (their collector ran: `collected`), or left a day
+# or more ago; never a run still marking (its GC alive) or one between its mark and its window.
+BASE=$(dirname "$W")
+for old in "$BASE"/concurrent-*; do
+  [ -d "$old" ] && [ "$old" != "$W" ] || continue
+  pid=$(cat "$old/gc.pid" 2>/dev/null)
+  [ -n "$pid" ] && alive "$pid" && continue
+  if [ -e "$old/collected" ] || [ -n "$(find "$old" -prune -mtime +0 2>/dev/null)" ]; then
+    rm -f "$ROOT/.gcops-mark-${old##*/concurrent-}"
+    rm -rf "$old"
+  fi
 done
 rm -f "$MARK" "$TICK"
 : > "$MARK" || { echo "marker_failed=$MARK"; exit 12; }
@@ -33,8 +46,20 @@ echo "marked_at=$(now)"
 
 echo "gc_start=$(now)"
 /bin/sh -c "$GC" > "$W/gc.log" 2>&1 </dev/null &
-echo $! > "$W/gc.pid"
-wait $!; rc=$?
+pid=$!
+echo "$pid" > "$W/gc.pid"
+# gcops reads this output while the GC runs; once it is gone (killed, connection dropped) a write
+# fails: then the dry-run is stopped and what this run made is removed (nothing else was changed).
+trap '' PIPE HUP
+n=0
+while alive "$pid"; do
+  n=$((n + 1))
+  if [ $((n % 5)) -eq 0 ] && ! echo "marking=$(now)" 2>/dev/null; then
+    stop_tree "$pid"; rm -f "$MARK"; rm -rf "$W"; exit 0
+  fi
+  sleep 0.2
+done
+wait "$pid"; rc=$?
 rm -f "$W/gc.pid"
 echo "gc_end=$(now)"
 echo "gc_exit=$rc"
