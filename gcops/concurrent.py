@@ -71,6 +71,8 @@ class CollectOutcome:
     delta: DeltaOutcome
     sweep: SweepOutcome
     complete: bool = True         # False: stopped between sweep batches (max_window, SIGTERM)
+    delta_seconds: float | None = None
+    sweep_seconds: float | None = None
 
 
 def _kv(text: str) -> dict[str, list[str]]:
@@ -117,6 +119,9 @@ def parse_collect(text: str, exit_code: int = 0) -> CollectOutcome:
     """Parse concurrent_collect.sh output (delta counts, then sweep counts). Raises ConcurrentError when
     the script failed, gave no counts, or an unreadable manifest kept it from sweeping."""
     kv = _kv(text)
+    if "clock_went_back" in kv:
+        raise ConcurrentError("the storage's clock went back since the mark (links written since could look "
+                              "older than the marker); nothing was swept")
     counts = [_int(kv, k) for k in ("links", "manifests_read", "protected", "bad_links")]
     status = _int(kv, "collect_exit")
     if exit_code != 0 or status is None or any(c is None for c in counts):
@@ -136,8 +141,10 @@ def parse_collect(text: str, exit_code: int = 0) -> CollectOutcome:
     sweep_counts = [_int(kv, k) for k in ("candidates", "spared", "swept")]
     if any(c is None for c in sweep_counts):
         raise ConcurrentError(f"the sweep gave no counts ({_tail(text)})")
-    out = CollectOutcome(delta=delta, sweep=SweepOutcome(*sweep_counts), complete=status == 0)
-    return out
+    start, mid, end = (_float(kv, k) for k in ("delta_start", "delta_end", "sweep_end"))
+    return CollectOutcome(delta=delta, sweep=SweepOutcome(*sweep_counts), complete=status == 0,
+                          delta_seconds=mid - start if start is not None and mid is not None else None,
+                          sweep_seconds=end - mid if mid is not None and end is not None else None)
 
 
 def _tail(text: str) -> str:

@@ -108,7 +108,8 @@ class ConcurrentGC:
         if mark is not None and mark.gc_seconds is not None:    # the GC's work: the mark and the sweep
             collected.seconds = (collected.seconds or 0.0) + mark.gc_seconds
         self.log.info("concurrent_swept", host=node.address, links=out.delta.links, protected=out.delta.protected,
-                      candidates=out.sweep.candidates, spared=out.sweep.spared, swept=out.sweep.swept)
+                      candidates=out.sweep.candidates, spared=out.sweep.spared, swept=out.sweep.swept,
+                      delta_seconds=out.delta_seconds, sweep_seconds=out.sweep_seconds)
         if not out.complete:
             return f"{node.address}: the concurrent sweep was stopped part-way ({out.sweep.swept} blobs swept)"
         return None

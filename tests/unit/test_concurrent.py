@@ -151,6 +151,7 @@ def test_parse_collect():
     (DELTA.replace("unreadable_count=0", "unreadable_count=1") + "unreadable=sha256:" + "a" * 64
      + "\ncollect_exit=1\n", 0, "cannot be read"),
     (DELTA + "collect_exit=1\n", 0, "stopped before the sweep"),
+    ("clock_went_back=/r/.gcops-mark-1\ncollect_exit=1\n", 0, "nothing was swept"),
 ])
 def test_parse_collect_refuses_what_it_cannot_vouch_for(text, code, match):
     with pytest.raises(concurrent.ConcurrentError, match=match):
@@ -245,10 +246,11 @@ def test_sweep_deletes_unprotected_candidates_only_in_batches(shell, tmp_path):
     live = t.blob(b"pushed during the mark")
     t.layer_link("new/repo", live, old=False)
     (work / "candidates").write_text("\n".join(blobs[:590] + [live, "sha256:../../etc", "sha256:" + "f" * 64]) + "\n")
-    p = run_script(shell, "concurrent_collect", t.root, work, "r")
+    p = run_script(shell, "concurrent_collect", t.root, work, "r", 256)
     assert p.returncode == 0, p.stdout + p.stderr
     out = concurrent.parse_collect(p.stdout)
     assert (out.sweep.candidates, out.sweep.spared, out.sweep.swept) == (593, 1, 591)  # 3 batches of <= 256
+    assert out.delta_seconds is not None and out.sweep_seconds is not None
     assert not any(t.has_blob(b) for b in blobs[:590]) and all(t.has_blob(b) for b in blobs[590:] + [live])
     assert set((work / "swept").read_text().split()) == set(blobs[:590]) | {"sha256:" + "f" * 64}
     # the sweep leaves the blob's two-hex parent directory, as the registry's does
@@ -264,6 +266,19 @@ def fast_tmp(tmp_path):
     shutil.rmtree(base, ignore_errors=True)
 
 
+def test_a_storage_clock_gone_back_stops_the_sweep(shell, tmp_path):
+    t = Tree(tmp_path / "root")
+    blob = t.blob(b"garbage")
+    work = _marked(shell, tmp_path, t)
+    (work / "candidates").write_text(blob + "\n")
+    future = time.time() + 3600                    # as if the clock had been an hour ahead at the mark
+    os.utime(t.root / ".gcops-mark-r", (future, future))
+    p = run_script(shell, "concurrent_collect", t.root, work, "r")
+    assert "clock_went_back" in p.stdout and t.has_blob(blob)
+    with pytest.raises(concurrent.ConcurrentError, match="clock went back"):
+        concurrent.parse_collect(p.stdout, p.returncode)
+
+
 def test_sigterm_stops_the_sweep_between_batches_only(fast_tmp):
     """The process gcops' restore stops ends only after its current deletion batch: none runs on after it."""
     tmp_path = fast_tmp
@@ -271,7 +286,7 @@ def test_sigterm_stops_the_sweep_between_batches_only(fast_tmp):
     blobs = [t.blob(f"b{i}".encode()) for i in range(256 * 10)]
     work = _marked((["dash", "-c"], {"PATH": os.environ["PATH"]}), tmp_path, t)
     (work / "candidates").write_text("".join(f"{b}\n" for b in blobs))
-    proc = subprocess.Popen(["dash", "-c", scripts.text("concurrent_collect"), "c", str(t.root), str(work), "r"],
+    proc = subprocess.Popen(["dash", "-c", scripts.text("concurrent_collect"), "c", str(t.root), str(work), "r", "256"],
                             stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while t.has_blob(blobs[0]) and proc.poll() is None and time.monotonic() < deadline:

@@ -15,9 +15,10 @@
 #    vacuum.RemoveBlob deletes the directory blobs/sha256/<xx>/<hex>), in batches. SIGTERM (gcops'
 #    restore stopping this collector) is honoured between batches only, so once this shell is gone
 #    no deletion of ours is still under way. The deleted digests are left in "$2/swept".
-#   $1 storage root   $2 work dir   $3 run id
+#   $1 storage root   $2 work dir   $3 run id   [$4 blobs per deletion batch, default 2048]
 # Prints links, manifests_read, protected, bad_links, unreadable_count, then candidates, spared,
-# swept, and collect_exit (0: done; 1: nothing swept; 2: stopped part-way).
+# swept, and collect_exit (0: done; 1: nothing swept; 2: stopped part-way); delta_start, delta_end and
+# sweep_end (host clock) time the two steps.
 set -u
 ROOT=$1 W=$2 RUN=$3
 stop=0
@@ -26,8 +27,14 @@ trap ': > "$W/collected"' EXIT   # the next mark may remove this work dir (its w
 MARK="$ROOT/.gcops-mark-$RUN"
 V2="$ROOT/docker/registry/v2"
 BLOBS="$V2/blobs/sha256"
+now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "$t" ;; esac; }
 [ -f "$MARK" ] || { echo "marker_missing=$MARK"; exit 30; }
 [ -f "$W/candidates" ] || { echo "candidates_missing=$W/candidates"; exit 31; }
+# A storage clock stepped back since the mark would hide links written after it: refuse.
+: > "$MARK.now" && [ -n "$(find "$MARK.now" -newer "$MARK" 2>/dev/null)" ] ||
+  { rm -f "$MARK.now"; echo "clock_went_back=$MARK"; echo "collect_exit=1"; exit 0; }
+rm -f "$MARK.now"
+echo "delta_start=$(now)"
 rm -f "$W/protected" "$W/sweep" "$W/swept" "$W"/batch.*
 : > "$W/links"
 if [ -d "$V2/repositories" ]; then
@@ -77,6 +84,7 @@ END {
   printf "links=%d\nmanifests_read=%d\nprotected=%d\nbad_links=%d\nunreadable_count=%d\n", nlinks, nread, np, bad, bad_read
 }' "$W/links" > "$W/delta" || { echo "delta_failed=yes"; exit 33; }
 cat "$W/delta"
+echo "delta_end=$(now)"
 [ -f "$W/protected" ] || : > "$W/protected"
 if grep -q '^unreadable=' "$W/delta" || [ "$stop" -ne 0 ]; then echo "collect_exit=1"; exit 0; fi
 
@@ -91,14 +99,17 @@ END { printf "candidates=%d\nspared=%d\n", total, spared > "/dev/stderr" }' "$W/
 [ -f "$W/swept" ] || : > "$W/swept"
 cat "$W/sweep.counts"
 cd "$BLOBS" || { echo "blobs_missing=$BLOBS"; exit 42; }
-awk -v P="$W/batch." '{ f = P sprintf("%06d", int((NR - 1) / 256)); if (f != last) { if (last != "") close(last); last = f }
-  print > f }' "$W/sweep" || { echo "sweep_split_failed=yes"; exit 44; }
+B=${4:-2048}   # a batch: one xargs and a few rm processes; deletion stops only between batches
+total=$(awk -v P="$W/batch." -v B="$B" '{ f = P sprintf("%06d", int((NR - 1) / B))
+  if (f != last) { if (last != "") close(last); last = f }
+  print > f } END { print NR + 0 }' "$W/sweep") || { echo "sweep_split_failed=yes"; exit 44; }
 n=0
 for b in "$W"/batch.*; do
   [ -f "$b" ] || continue
   if [ "$stop" -ne 0 ]; then echo "swept=$n"; echo "collect_exit=2"; exit 0; fi
   xargs rm -rf -- < "$b" || { echo "swept=$n"; echo "sweep_failed=yes"; exit 45; }
-  n=$((n + $(wc -l < "$b")))
+  n=$((n + B)); [ "$n" -gt "$total" ] && n=$total
 done
+echo "sweep_end=$(now)"
 echo "swept=$n"
 echo "collect_exit=0"
