@@ -182,6 +182,15 @@ def _concurrent(label: str, pair: dict, run: dict, missed: list[str]) -> None:
     marked = ev.get("marked", {})
     p(f"  concurrent, last round: mark (GC dry-run, writes accepted) {_f(marked.get('gc_seconds'))}, "
       f"candidates {marked.get('candidates')}, delta links {swept.get('links')}, swept {swept.get('swept')}")
+    p(f"  in its window, last round: delta (walk of repositories/) {_f(swept.get('delta_seconds'))}, "
+      f"sweep {_f(swept.get('sweep_seconds'))}")
+    p("  where the client-visible window goes (medians; /proc sees the collector's gc.sh as no GC process):")
+    for key in [k for k in ms["manual"][0] if k.startswith("seg:")]:
+        p(f"    {key[4:]:40s}" + "".join(f"{_f(_med(ms[k], key)):>12s}" for k, _ in cols))
+    steps = [metrics(x) for x in pair["concurrent"]]
+    p("  concurrent steps (its JSON log, the client's view; medians):")
+    for key in [k for k in steps[0] if k.startswith("step:")]:
+        p(f"    {key[5:]:68s}{_med(steps, key):8.3f}s")
     ratio = _ratio(_med(ms["manual"], "window"), _med(ms["concurrent"], "window"))
     verdict = "ok" if ratio is not None and ratio <= CONCURRENT_GOAL else "GOAL MISSED"
     p(f"  window ratio concurrent/manual = {_f(ratio, '')} (goal <= {CONCURRENT_GOAL}): {verdict}")

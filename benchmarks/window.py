@@ -234,7 +234,7 @@ def main() -> int:
                 run["memory"][label].append({
                     "maxrss": g["maxrss"], "rss_sampled_peak": g["rss_sampled_peak"], "rss_samples": g["rss_samples"],
                     "blobs_deleted": g["instance"]["blobs_deleted"],
-                    "gc_lines": next((e.get("lines") for e in g["events"] if e.get("event") == "gc_done"), 0)})
+                    "gc_lines": next((e.get("lines") for e in g["events"] if e.get("event") == "gc_done"), 0) or 0})
                 if g["instance"]["blobs_deleted"] != built.garbage_blobs:
                     run["checks"].append(f"WARNING gcops reported {g['instance']['blobs_deleted']} blobs deleted, "
                                          f"{built.garbage_blobs} were garbage")
