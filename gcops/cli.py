@@ -9,24 +9,44 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import click
 import structlog
 
 from gcops import __version__, logs, output
-from gcops.config import Config, ConfigError, find_config_path, load_config, parse_duration
+from gcops.cli_globals import GcopsGroup
+from gcops.config import Config, ConfigError, Settings, find_config_path, load_config, parse_duration
+from gcops.config.locate import config_not_found, load_settings
 
 EXIT_USAGE = 2
+JSON_HELP = "Print one JSON document on stdout (logs stay on stderr); no tables, no progress view."
+TARGETS_HELP = "TARGET: instance names from the config; none means every instance."
+_verbosity = {"verbose": 0}  # read by main() to decide whether a crash shows its traceback
 
 
 class Context:
-    def __init__(self, config_arg: str | None, verbose: int):
+    def __init__(self, config_arg: str | None, verbose: int, quiet: bool):
         self.config_arg = config_arg
         self.verbose = verbose
+        self.quiet = quiet
+
+    def _path(self) -> Path:
+        path = find_config_path(self.config_arg)
+        missing = config_not_found(path, self.config_arg)
+        if missing:
+            raise ConfigError([missing])
+        structlog.get_logger().debug("config_file", path=str(path))
+        return path
 
     def config(self) -> Config:
-        return load_config(find_config_path(self.config_arg))
+        """The whole validated config; ConfigError otherwise."""
+        return load_config(self._path())
+
+    def settings(self) -> Settings:
+        """Only [gcops] (enough for the history); ConfigError otherwise."""
+        return load_settings(self._path())
 
 
 def _fail(message: str) -> None:
@@ -59,30 +79,34 @@ def _duration(ctx, param, value):
         raise click.BadParameter(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GcopsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog="Global options may also come after the command: gcops run -v --config x.toml. "
+                    "Shell completion: see README (eval \"$(_GCOPS_COMPLETE=bash_source gcops)\").")
 @click.option("--config", "config_arg", metavar="PATH",
-              help="Config file (default: $GCOPS_CONFIG, ./gcops.toml, /etc/gcops/config.toml).")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True)
-@click.option("-v", "--verbose", count=True, help="More log detail (debug, tracebacks).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
-@click.version_option(__version__, prog_name="gcops")
+              help="Config file (default: $GCOPS_CONFIG, else ./gcops.toml, else /etc/gcops/config.toml).")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True,
+              help="Logs on stderr as readable lines, or as one JSON object per line for log collectors.")
+@click.option("-v", "--verbose", count=True, help="Debug log events, and a traceback when gcops itself fails.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr; no live progress view.")
+@click.version_option(__version__, "--version", prog_name="gcops", help="Print the version and exit.")
 @click.pass_context
 def main_group(ctx, config_arg, log_format, verbose, quiet):
     """Reclaim disk space from container registries: read-only, GC, restore exactly, report."""
     logs.configure(log_format, -1 if quiet else min(verbose, 1))
-    ctx.obj = Context(config_arg, verbose)
+    _verbosity["verbose"] = 0 if quiet else verbose
+    ctx.obj = Context(config_arg, verbose, quiet)
 
 
 def _load(ctx) -> Config:
     return ctx.obj.config()
 
 
-@main_group.command()
+@main_group.command(epilog=TARGETS_HELP)
 @click.argument("targets", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
 def check(ctx, targets, as_json):
-    """Preflight only; changes nothing."""
+    """Preflight only: can each instance be garbage-collected safely? Changes nothing."""
     from gcops.actions.check import check as do_check
 
     doc = do_check(_load(ctx), targets)
@@ -90,9 +114,9 @@ def check(ctx, targets, as_json):
     sys.exit(0 if all(i["ok"] for i in doc["instances"]) else 1)
 
 
-@main_group.command()
+@main_group.command(epilog=TARGETS_HELP)
 @click.argument("targets", nargs=-1)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--delete-untagged", is_flag=True, default=None,
               help="Also count manifests no tag points to (never children of a tagged index).")
 @click.pass_context
@@ -109,15 +133,18 @@ def plan(ctx, targets, as_json, delete_untagged):
     sys.exit(0 if not any(i.get("error") for i in doc["instances"]) else 1)
 
 
-@main_group.command()
+@main_group.command(epilog=TARGETS_HELP)
 @click.argument("targets", nargs=-1)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--delete-untagged", is_flag=True, default=None,
               help="Remove manifests no tag points to (never children of a tagged index).")
 @click.option("--mode", type=click.Choice(["readonly", "stop", "concurrent"]), default=None,
-              help="readonly (default), stop, or concurrent: mark while writes are accepted.")
+              help="readonly: writes refused (405) during GC, reads go on; stop: registry down during GC; "
+                   "concurrent: the GC marks while writes go on, writes are refused only for the final delta "
+                   "and the sweep. Default: the config's mode.")
 @click.option("--parallel", type=click.IntRange(min=1), default=None, help="Instances worked at once.")
-@click.option("--max-window", callback=_duration, metavar="DURATION", help="e.g. 90s, 30m, 2h.")
+@click.option("--max-window", callback=_duration, metavar="DURATION",
+              help="Longest read-only window (90s, 30m, 2h); past it GC is stopped and service restored.")
 @click.option("--dry-run", is_flag=True, help="Print every step and command; change nothing.")
 @click.pass_context
 def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_run):
@@ -137,7 +164,7 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
         sys.exit(1 if any(inst["refused"] for inst in doc["instances"]) else 0)
     from gcops.progress import live_progress
 
-    with live_progress(enabled=not as_json and sys.stdout.isatty() and ctx.obj.verbose >= 0) as on_step:
+    with live_progress(enabled=not as_json and not ctx.obj.quiet and sys.stdout.isatty()) as on_step:
         doc = do_run(config, request, on_step=on_step)
     if as_json:
         _emit_json(doc)
@@ -152,9 +179,9 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
     sys.exit(doc["exit_code"])
 
 
-@main_group.command()
+@main_group.command(epilog=TARGETS_HELP)
 @click.argument("targets", nargs=-1)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
 def recover(ctx, targets, as_json):
     """Restore instances an interrupted run left changed."""
@@ -166,22 +193,25 @@ def recover(ctx, targets, as_json):
 
 
 @main_group.command()
-@click.option("--since", metavar="DATE", help="YYYY-MM-DD, ISO datetime, or an age like 7d.")
-@click.option("--until", metavar="DATE")
-@click.option("--instance", metavar="NAME")
+@click.option("--since", metavar="DATE", help="Runs started at or after: YYYY-MM-DD, ISO datetime, or an age (7d).")
+@click.option("--until", metavar="DATE", help="Runs started before: YYYY-MM-DD (that whole day), ISO datetime, "
+                                              "or an age (24h).")
+@click.option("--instance", metavar="NAME", help="Only this instance's results.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown", "html"]),
-              default="table", show_default=True)
-@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, path_type=Path))
+              default="table", show_default=True, help="html: one self-contained page with charts.")
+@click.option("--wide", is_flag=True, help="table: every column, even past the terminal's width.")
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to FILE (replaced atomically) instead of stdout; its folder must exist.")
 @click.pass_context
-def report(ctx, since, until, instance, fmt, output_path):
-    """Reclaimed space per run and instance, over time."""
+def report(ctx, since, until, instance, fmt, wide, output_path):
+    """Reclaimed space per run and instance, over time (needs only [gcops] of the config)."""
     from gcops.actions.report import report as do_report
     from gcops.history import HistoryError
 
-    config = _load(ctx)
+    settings = ctx.obj.settings()
     try:
-        text = do_report(config.settings.state_dir, since=since, until=until, instance=instance, fmt=fmt,
-                         output=output_path)
+        text = do_report(settings.state_dir, since=since, until=until, instance=instance, fmt=fmt,
+                         output=output_path, wide=wide)
     except (ValueError, HistoryError) as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -213,14 +243,18 @@ def _gcops_command() -> list[str]:
     return [sys.executable, "-m", "gcops"]
 
 
-@schedule.command("install")
+UNIT_DIR_HELP = "Where the systemd timer and service units live."
+
+
+@schedule.command("install", epilog=TARGETS_HELP)
 @click.argument("targets", nargs=-1)
-@click.option("--at", default="03:00", show_default=True, metavar="HH:MM")
+@click.option("--at", default="03:00", show_default=True, metavar="HH:MM", help="Local time of the nightly run.")
 @click.option("--cron", is_flag=True, help="Write /etc/cron.d/gcops instead of systemd units.")
 @click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
-              show_default=True)
+              show_default=True, help=UNIT_DIR_HELP)
 @click.pass_context
 def schedule_install(ctx, targets, at, cron, unit_dir):
+    """Write and enable a nightly `gcops run` (systemd timer + service, or a cron.d line)."""
     from gcops.actions import schedule as sched
 
     config = _load(ctx)
@@ -235,16 +269,20 @@ def schedule_install(ctx, targets, at, cron, unit_dir):
 
 
 @schedule.command("show")
-@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"))
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
+              show_default=True, help=UNIT_DIR_HELP)
 def schedule_show(unit_dir):
+    """Print the installed schedule (units or cron line), if any."""
     from gcops.actions import schedule as sched
 
     click.echo(sched.show(unit_dir=unit_dir))
 
 
 @schedule.command("remove")
-@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"))
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
+              show_default=True, help=UNIT_DIR_HELP)
 def schedule_remove(unit_dir):
+    """Disable and delete the schedule gcops installed."""
     from gcops.actions import schedule as sched
 
     try:
@@ -273,7 +311,7 @@ def config_validate(ctx):
 
 def main() -> None:
     try:
-        main_group(standalone_mode=False)
+        main_group(prog_name="gcops", standalone_mode=False)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"gcops: {problem}", err=True)
@@ -288,5 +326,15 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except OSError as exc:
         structlog.get_logger().error("os_error", error=str(exc))
+        if _verbosity["verbose"]:
+            traceback.print_exc()
         click.echo(f"gcops: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - a bug in gcops: one line, the traceback with -v
+        if _verbosity["verbose"]:
+            traceback.print_exc()
+            click.echo(f"gcops: internal error: {type(exc).__name__}: {exc}", err=True)
+        else:
+            click.echo(f"gcops: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
+                       err=True)
         sys.exit(1)

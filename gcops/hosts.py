@@ -5,10 +5,12 @@ caller has already built with every value shell-quoted. Output is read in
 chunks and handed on line by line (`stream`), so a GC printing millions of
 lines never sits whole in memory. Only this module knows SSH.
 
-fabric's `Connection` opens and authenticates the SSH connection; commands run
-on paramiko channels of that connection rather than through invoke's runner,
-because the runner keeps all captured output in memory and is text-only, while
-gcops moves config bytes verbatim and streams GC output.
+The SSH connection is opened hop by hop as the OpenSSH client config says
+(ssh_route: Host aliases, HostName, User, Port, IdentityFile, ProxyJump), every
+hop's host key checked against known_hosts (ssh_open). Commands run on paramiko
+channels of that connection rather than through invoke's runner, because the
+runner keeps all captured output in memory and is text-only, while gcops moves
+config bytes verbatim and streams GC output.
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import paramiko
-from fabric import Connection
+
+from gcops.ssh_open import AcceptNewPolicy, KeyCheck, OpenRoute, open_route
+from gcops.ssh_route import Defaults, RouteError, read_ssh_config, resolve_route
 
 TAIL_LINES = 20
 CHUNK = 65536
@@ -46,6 +50,10 @@ class ConnectionLost(HostError):
 
 class CommandTimeout(HostError):
     """A command ran past its deadline."""
+
+
+class ForwardingRefused(HostError):
+    """The SSH server refuses TCP forwarding (AllowTcpForwarding no): use a command on the host instead."""
 
 
 class Cancelled(Exception):
@@ -81,6 +89,8 @@ class Host(Protocol):
 
     def stream(self, command: str, on_line: Callable[[str], None], *, input: bytes | None = None,
                deadline: float | None = None, cancel: threading.Event | None = None) -> tuple[int, list[str]]: ...
+
+    def open_tcp(self, address: str, port: int, *, timeout: float = 10) -> socket.socket: ...
 
     def close(self) -> None: ...
 
@@ -173,24 +183,18 @@ class LocalHost:
                 # so that the host-side record of it stays the single truth.
                 threading.Thread(target=proc.wait, daemon=True).start()
 
+    def open_tcp(self, address: str, port: int, *, timeout: float = 10) -> socket.socket:
+        """A connected socket to address:port (this machine is the host). Raises HostError."""
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            raise HostError(f"local: cannot connect to {address}:{port}: {exc.strerror or exc}") from exc
+
     def close(self) -> None:
         pass
 
 
-class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
-    """Trust a host seen for the first time and write its key to known_hosts.
-
-    A *changed* key never reaches a policy: paramiko raises BadHostKeyException.
-    """
-
-    def __init__(self, known_hosts: Path):
-        self.known_hosts = known_hosts
-
-    def missing_host_key(self, client, hostname, key):
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.known_hosts, "a", encoding="ascii") as fh:
-            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+_AcceptNewPolicy = AcceptNewPolicy  # the name older code imported
 
 
 @dataclass(frozen=True)
@@ -202,10 +206,12 @@ class SSHSettings:
     host_key_policy: str  # "strict" | "accept-new"
     sudo: bool
     connect_timeout: float
+    config_file: Path | None = None          # OpenSSH client config; a missing file is no config
+    explicit: frozenset[str] = frozenset()   # of user/port/identity_file: set in the gcops config (they win)
 
 
 class SSHHost:
-    """Commands run on a remote host over one SSH connection (fabric/paramiko)."""
+    """Commands run on a remote host over one SSH connection (paramiko; through jump hosts per the ssh config)."""
 
     def __init__(self, address: str, settings: SSHSettings):
         self.name = address
@@ -213,38 +219,16 @@ class SSHHost:
         self._conn = self._open(address, settings)
 
     @staticmethod
-    def _open(address: str, s: SSHSettings) -> Connection:
-        connect_kwargs = {"allow_agent": True, "look_for_keys": s.identity_file is None,
-                          "banner_timeout": s.connect_timeout, "auth_timeout": s.connect_timeout}
-        if s.identity_file is not None and s.identity_file.exists():
-            connect_kwargs["key_filename"] = [str(s.identity_file)]
-        conn = Connection(address, user=s.user, port=s.port, connect_timeout=int(max(1, s.connect_timeout)),
-                          connect_kwargs=connect_kwargs)
-        client = conn.client
-        if s.known_hosts.exists():
-            client.load_host_keys(str(s.known_hosts))
-        elif s.host_key_policy == "strict":
-            raise HostKeyRefused(f"{address}: known_hosts file {s.known_hosts} does not exist "
-                                 "(host_key_policy = \"strict\"); add the host's key or use \"accept-new\"")
-        if s.host_key_policy == "accept-new":
-            client.set_missing_host_key_policy(_AcceptNewPolicy(s.known_hosts))
-        else:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    def _open(address: str, s: SSHSettings) -> OpenRoute:
+        """Connect to ``address`` through the hops the ssh config gives; raise HostError/HostKeyRefused."""
         try:
-            conn.open()
-        except paramiko.BadHostKeyException as exc:
-            raise HostKeyRefused(f"{address}: host key CHANGED (got {exc.key.get_name()} "
-                                 f"{exc.key.get_fingerprint().hex()}), refusing; check {s.known_hosts}") from exc
-        except paramiko.SSHException as exc:
-            if "known_hosts" in str(exc):
-                raise HostKeyRefused(f"{address}: host key not in known_hosts file {s.known_hosts} (host_key_policy = \"strict\"); "
-                                     "add it with ssh-keyscan after checking its fingerprint") from exc
-            raise HostError(f"{address}: SSH failed: {exc}") from exc
-        except (socket.timeout, TimeoutError) as exc:
-            raise HostError(f"{address}: connection timed out after {s.connect_timeout:g}s") from exc
-        except OSError as exc:
-            raise HostError(f"{address}:{s.port}: cannot connect: {exc.strerror or exc}") from exc
-        return conn
+            hops = resolve_route(address, read_ssh_config(s.config_file),
+                                 Defaults(user=s.user, port=s.port, identity_file=s.identity_file,
+                                          explicit=s.explicit))
+        except RouteError as exc:
+            raise HostError(f"{address}: {exc}") from exc
+        return open_route(hops, KeyCheck(s.known_hosts, s.host_key_policy), s.connect_timeout,
+                          host_error=HostError, key_refused=HostKeyRefused)
 
     def _channel(self, command: str, combine: bool):
         transport = self._conn.client.get_transport()
@@ -312,6 +296,28 @@ class SSHHost:
             raise ConnectionLost(f"{self.name}: SSH connection lost (no exit status)")
         return code
 
+    def open_tcp(self, address: str, port: int, *, timeout: float = 10) -> socket.socket:
+        """A socket to address:port as the host sees it, through an SSH direct-tcpip channel.
+
+        The channel is bridged to one end of a socketpair, so callers get real
+        socket semantics (ssl, http.client, timeouts). Raises ForwardingRefused
+        when the server forbids forwarding, HostError when the host cannot
+        connect to address:port, ConnectionLost when the connection is gone.
+        """
+        transport = self._conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLost(f"{self.name}: SSH connection lost")
+        try:
+            chan = transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+                raise ForwardingRefused(f"{self.name}: the SSH server refuses TCP forwarding "
+                                        f"(to {address}:{port})") from exc
+            raise HostError(f"{self.name}: cannot connect to {address}:{port} from the host: {exc.text}") from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionLost(f"{self.name}: SSH connection lost: {exc}") from exc
+        return _bridge(chan)
+
     def _alive(self) -> bool:
         transport = self._conn.client.get_transport()
         return transport is not None and transport.is_active()
@@ -321,6 +327,44 @@ class SSHHost:
             self._conn.close()
         except Exception:  # closing a dead connection must not mask the real error
             pass
+
+
+def _bridge(chan: paramiko.Channel) -> socket.socket:
+    """One end of a socketpair whose other end is pumped to and from `chan` by two daemon threads."""
+    ours, theirs = socket.socketpair()
+    done = []
+    lock = threading.Lock()
+
+    def finished():
+        with lock:
+            done.append(1)
+            if len(done) == 2:
+                chan.close()
+                theirs.close()
+
+    def downstream():           # host -> caller
+        try:
+            while data := chan.recv(CHUNK):
+                theirs.sendall(data)
+            theirs.shutdown(socket.SHUT_WR)
+        except OSError:
+            chan.close()        # the caller is gone: nothing more to deliver
+        finally:
+            finished()
+
+    def upstream():             # caller -> host
+        try:
+            while data := theirs.recv(CHUNK):
+                chan.sendall(data)
+            chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            chan.close()
+        finally:
+            finished()
+
+    for pump in (downstream, upstream):
+        threading.Thread(target=pump, name="gcops-tcp-bridge", daemon=True).start()
+    return ours
 
 
 def connect(address: str, settings: SSHSettings) -> Host:

@@ -16,6 +16,16 @@ def _drop_secrets(logger, method, event_dict):
     return event_dict
 
 
+class _StderrLogger:
+    """Writes each line to whatever sys.stderr is *now*: while the live progress view is up, rich
+    redirects sys.stderr so log lines print above the view instead of through it."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure(fmt: str = "console", verbosity: int = 0) -> None:
     """fmt: "console" | "json"; verbosity: -1 quiet (warnings), 0 info, 1 debug."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
@@ -31,6 +41,6 @@ def configure(fmt: str = "console", verbosity: int = 0) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *args: _StderrLogger(),
         cache_logger_on_first_use=False,
     )

@@ -7,6 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from gcops.report.fit import Column, fit_table, terminal_width
 from gcops.report.rows import human_bytes
 
 
@@ -79,19 +80,24 @@ def _n(value) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def run_table(doc: dict) -> str:
-    """One row per instance with what an admin looks at first; errors are printed below by the CLI."""
-    table = Table(title=f"gcops run {doc['run_id']}")
-    for col in ("instance", "status", "before", "after", "reclaimed", "blobs deleted", "window", "duration"):
-        table.add_column(col, justify="left" if col in ("instance", "status") else "right")
-    for inst in doc["instances"]:
-        table.add_row(inst["name"], inst["status"], human_bytes(inst["storage_bytes_before"]),
-                      human_bytes(inst["storage_bytes_after"]), human_bytes(inst["reclaimed_bytes"]),
-                      _n(inst["blobs_deleted"]), _secs(inst["window_seconds"]), _secs(inst["duration_seconds"]))
+def run_table(doc: dict, width: int | None = None) -> str:
+    """One row per instance with what an admin looks at first; errors are printed below by the CLI.
+
+    ``width``: fit that many columns (default: the terminal's; natural width off a terminal).
+    Instance names and byte figures are never cut: less important columns go first.
+    """
+    columns = [Column("instance", fold=True), Column("status"), Column("before", right=True),
+               Column("after", right=True), Column("reclaimed", right=True), Column("window", right=True),
+               Column("blobs deleted", right=True, drop_order=2), Column("duration", right=True, drop_order=1)]
+    rows = [[inst["name"], inst["status"], human_bytes(inst["storage_bytes_before"]),
+             human_bytes(inst["storage_bytes_after"]), human_bytes(inst["reclaimed_bytes"]),
+             _secs(inst["window_seconds"]), _n(inst["blobs_deleted"]), _secs(inst["duration_seconds"])]
+            for inst in doc["instances"]]
+    table, _ = fit_table(f"gcops run {doc['run_id']}", columns, rows, width or terminal_width())
     totals = doc["totals"]
-    return _render(table) + (f"reclaimed {human_bytes(totals['reclaimed_bytes'])} ({totals['reclaimed_bytes']:,} bytes); "
-                             f"{totals['instances_ok']} ok, {totals['instances_failed']} not ok; "
-                             f"exit {doc['exit_code']}\n")
+    return table + "\n" + (f"reclaimed {human_bytes(totals['reclaimed_bytes'])} ({totals['reclaimed_bytes']:,} bytes); "
+                           f"{totals['instances_ok']} ok, {totals['instances_failed']} not ok; "
+                           f"exit {doc['exit_code']}\n")
 
 
 def _secs(value) -> str:

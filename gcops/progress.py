@@ -31,13 +31,16 @@ class _Board:
 
     def __rich__(self) -> Table:
         table = Table(box=None, show_header=True, header_style="bold")
-        for col in ("instance", "step", "step time", "elapsed", "storage"):
-            table.add_column(col)
+        # instance and storage are what the admin follows: never cut (fits 80 columns); the step may wrap
+        table.add_column("instance", no_wrap=True)
+        table.add_column("step", overflow="fold")
+        table.add_column("elapsed", no_wrap=True, justify="right")
+        table.add_column("storage", no_wrap=True)
         now = time.monotonic()
         with self.lock:
             for name, (step, started, step_started) in self.rows.items():
                 done = step in ("ok", "failed", "skipped", "not_restored")
-                table.add_row(name, step, "" if done else f"{now - step_started:6.1f}s", f"{now - started:6.1f}s",
+                table.add_row(name, step if done else f"{step} {now - step_started:.1f}s", f"{now - started:.1f}s",
                               self.sizes.get(name, ""))
         return table
 

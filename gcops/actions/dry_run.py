@@ -75,7 +75,8 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             if opts.delete_untagged:
                 _step(steps, first.address, "find_untagged", untagged.listing_command(root))
             # hook(concurrent): the mark runs before the window; the delta and sweep replace the GC in it
-            collector = ConcurrentGC(instance, run_id, None) if opts.mode == "concurrent" else RegistryGC(instance)
+            collector = (ConcurrentGC(instance, None, run_id=run_id) if opts.mode == "concurrent"
+                         else RegistryGC(instance, None))
             if opts.mode == "concurrent":
                 explain = collector.describe(first)
                 _step(steps, first.address, "mark", collector.mark_command(first))

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from gcops.history import load_runs
+from gcops.history import db_path, load_runs
 from gcops.textfiles import write_atomically
 from gcops.report.render import FORMATS, render_report
 
@@ -42,22 +42,39 @@ def parse_moment(value: str, *, option: str, end_of_day: bool = False,
     return moment.astimezone(timezone.utc)
 
 
+def _no_runs_line(state_dir: Path, since: str | None, until: str | None, instance: str | None) -> str:
+    """One line for a human instead of an empty table: what was asked, and where the history is."""
+    asked = "".join(f" {flag} {value}" for flag, value in
+                    (("--instance", instance), ("--since", since), ("--until", until)) if value)
+    where = db_path(state_dir)
+    if not where.exists():
+        return f"no runs recorded: no history yet in {state_dir} (gcops run records one there)"
+    return f"no runs recorded{' matching' + asked if asked else ''} (history: {where})"
+
+
 def report(state_dir: Path, *, since: str | None, until: str | None, instance: str | None,
-           fmt: str, output: Path | None, now: datetime | None = None) -> str:
+           fmt: str, output: Path | None, now: datetime | None = None, wide: bool = False) -> str:
     """The report text, or "" after writing it to ``output``.
 
-    Runs started in [since, until) are included. Raises ValueError for a bad
-    date, format or range, HistoryError for an unusable history, OSError when
-    ``output`` cannot be written.
+    Runs started in [since, until) are included. With no run to show, the
+    table and markdown formats are one line saying so. Raises ValueError for a
+    bad date, format or range, or an ``output`` whose folder does not exist;
+    HistoryError for an unusable history, OSError when ``output`` cannot be written.
     """
     if fmt not in FORMATS:
         raise ValueError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if output is not None and not Path(output).absolute().parent.is_dir():
+        raise ValueError(f"-o {output}: folder {Path(output).absolute().parent} does not exist (create it first)")
     start = parse_moment(since, option="--since", now=now) if since else None
     end = parse_moment(until, option="--until", end_of_day=True, now=now) if until else None
     if start and end and start >= end:
         raise ValueError(f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) is not before "
                          f"--until ({end:%Y-%m-%dT%H:%M:%SZ})")
-    text = render_report(load_runs(state_dir, since=start, until=end, instance=instance), fmt)
+    runs = load_runs(state_dir, since=start, until=end, instance=instance)
+    if not runs and fmt in ("table", "markdown"):
+        text = _no_runs_line(state_dir, since, until, instance)
+    else:
+        text = render_report(runs, fmt, wide=wide)
     if output is None:
         return text
     write_atomically(Path(output), text + "\n")

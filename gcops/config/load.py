@@ -138,7 +138,25 @@ class _InstanceBuilder:
             known_hosts=merged["known_hosts"], host_key_policy=merged["host_key_policy"],
             sudo=merged["sudo"], connect_timeout=merged["connect_timeout"], mode=merged["mode"],
             delete_untagged=merged["delete_untagged"], max_window=merged["max_window"],
+            ssh_config_file=self._ssh_config_file(given, merged, at, local),
+            ssh_explicit=frozenset(k for k in ("user", "port", "identity_file") if k in given or k in self.ssh_given),
+            probe=given.get("probe"),
         )
+
+    def _ssh_config_file(self, given: Mapping[str, Any], merged: Mapping[str, Any], at: str,
+                         local: bool) -> Path | None:
+        """The OpenSSH client config to honour: a set one must be readable; the unset default only if present."""
+        path = merged["config_file"]
+        where = f"{at}.config_file" if "config_file" in given else "ssh.config_file" if "config_file" in self.ssh_given else None
+        if path is None or local:
+            return None
+        if where is None:
+            return path if path.is_file() else None
+        reason = _readable(path)
+        if reason is not None and where not in self.reported:
+            self.reported.add(where)
+            self.problems.add(where, f"cannot read ssh config file {path}: {reason}")
+        return path
 
     def _hosts(self, raw: Mapping[str, Any], given: Mapping[str, Any], at: str) -> tuple[str, ...] | None:
         """Give the instance's hosts from exactly one of host/hosts; 'local' only alone."""

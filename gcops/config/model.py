@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcops.playbooks import Playbook
+from gcops.registry.probe import ProbeCredentials
 
 LOCAL_HOST = "local"
 
@@ -63,6 +64,9 @@ class Instance:
     mode: str
     delete_untagged: bool
     max_window: float
+    ssh_config_file: Path | None = None        # [ssh] config_file, None when absent
+    ssh_explicit: frozenset[str] = frozenset()  # user/port/identity_file set in the gcops config (win over ssh_config)
+    probe: ProbeCredentials | None = None   # [instance.probe]
 
     @property
     def is_local(self) -> bool:

@@ -241,6 +241,66 @@ def string_table(doc: str = "") -> Key:
     return Key("a table of strings", (dict,), parse, ABSENT, doc)
 
 
+REPOSITORY_PATTERN = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+PROBE_KEYS = ("username", "password", "password_file", "repository", "ca_file")
+
+
+def _read_secret(path: Path) -> str:
+    """The first line of a secret file (the password), without its line end. Raises Invalid."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise Invalid(f"cannot read {path}: {exc.strerror or exc}", ".password_file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(f"{path} is not UTF-8 text", ".password_file") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise Invalid(f"{path} is empty: expected the password on its first line", ".password_file")
+    return lines[0]
+
+
+def probe_table(doc: str = "") -> Key:
+    """[instance.probe]: username and exactly one of password / password_file; optional repository, ca_file."""
+    from gcops.registry.probe import DEFAULT_REPOSITORY, ProbeCredentials
+
+    def parse(table: dict[str, Any], base: Path) -> ProbeCredentials:
+        problems = [(f".{k}", f"unknown key; known keys: {', '.join(PROBE_KEYS)}") for k in table if k not in PROBE_KEYS]
+        for k in ("username", "password", "password_file", "repository", "ca_file"):
+            if k in table and not isinstance(table[k], str):
+                problems.append((f".{k}", f"expected a string, got {describe_value(table[k])}"))
+        if problems:
+            raise Invalid(problems[0][1], problems[0][0], problems)
+        if not table.get("username"):
+            raise Invalid("required key is missing", ".username")
+        _checked_text(table["username"], USER_PATTERN, USER_HINT)
+        given = [k for k in ("password", "password_file") if k in table]
+        if len(given) != 1:
+            raise Invalid("set exactly one of password or password_file", ".password")
+        if given[0] == "password":
+            if not table["password"] or "\0" in table["password"]:
+                raise Invalid("expected a non-empty password", ".password")
+            password = table["password"]
+        else:
+            try:
+                password = _read_secret(resolve_path(table["password_file"], base))
+            except Invalid as exc:
+                raise Invalid(str(exc), ".password_file") from None
+        repository = table.get("repository", DEFAULT_REPOSITORY)
+        if not REPOSITORY_PATTERN.fullmatch(repository):
+            raise Invalid(f"invalid repository {repository!r}: expected a registry repository name "
+                          "like 'group/project' (lower case)", ".repository")
+        ca_file = None
+        if table.get("ca_file"):
+            ca_file = resolve_path(table["ca_file"], base)
+            if not ca_file.is_file():
+                raise Invalid(f"cannot read {ca_file}: no such file", ".ca_file")
+        return ProbeCredentials(table["username"], password, repository, ca_file)
+
+    return Key("a table ([instance.probe])", (dict,), parse, ABSENT, doc)
+
+
 GCOPS: dict[str, Key] = {
     "state_dir": path("/var/lib/gcops", doc="history database, journal, locks"),
     "mode": choice(("readonly", "stop", "concurrent"), "readonly",
@@ -260,6 +320,9 @@ SSH: dict[str, Key] = {
     "host_key_policy": choice(("strict", "accept-new"), "strict"),
     "sudo": boolean(False),
     "connect_timeout": duration("10s"),
+    "config_file": path("~/.ssh/config", empty_is_none=True,
+                        doc="OpenSSH client config (Host, HostName, User, Port, IdentityFile, ProxyJump); "
+                            "a missing default file is fine; empty: none"),
 }
 
 HOOKS: dict[str, Key] = {
@@ -279,6 +342,7 @@ INSTANCE: dict[str, Key] = {
     "vars": string_table(doc="overrides of the playbook's vars"),
     **SSH,
     **{key: GCOPS[key] for key in INSTANCE_OVERRIDES},
+    "probe": probe_table(doc="credentials with push rights, to verify read-only behind authentication"),
 }
 
 # Top-level tables; "instance" is an array of tables.

@@ -112,6 +112,16 @@ def collect_command(plan: NodePlan, command: str) -> str:
     return scripts.command("gc", f"d={plan.state_dir}", f"run={plan.run_id}", f"gc={command}", f"log={gc_log(plan)}")
 
 
+def gc_wait_command(plan: NodePlan, seconds: int) -> str:
+    """After a lost connection: wait up to `seconds` for this run's GC to end; prints gc_end/gc_exit."""
+    return scripts.command("gc_wait", f"d={plan.state_dir}", f"run={plan.run_id}", f"seconds={int(seconds)}")
+
+
+def gc_stop_command(plan: NodePlan) -> str:
+    """Stop this run's GC (its process group) without leaving the window."""
+    return scripts.command("gc_stop", f"d={plan.state_dir}", f"run={plan.run_id}")
+
+
 def gc_log_command(plan: NodePlan) -> str:
     """Stream the GC log and remove it (after the window)."""
     return f"cat {q(gc_log(plan))} 2>/dev/null; rm -f {q(gc_log(plan))}"

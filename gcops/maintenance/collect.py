@@ -9,12 +9,13 @@ its open host connection.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from gcops import hostside
 from gcops.hostside import outcomes
-from gcops.hosts import CommandTimeout, HostError
-from gcops.maintenance.node import Node, WindowFailed, gc_command
+from gcops.hosts import Cancelled, CommandTimeout, ConnectionLost, HostError, connect
+from gcops.maintenance.node import Node, WindowFailed, gc_command, ssh_settings
 from gcops.registry.gc_output import GCOutputParser, GCSummary
 from gcops.registry.untagged import UntaggedScan
 
@@ -31,12 +32,20 @@ class Collected:
 
 
 class RegistryGC:
-    """The registry's own garbage-collect (never with -m), run by gc.sh inside the window."""
+    """The registry's own garbage-collect (never with -m), run by gc.sh inside the window.
+
+    A collector has `prepare(node)` (before the window, writes accepted), `run(node, deadline, cancel,
+    collected)` (inside it, on the GC node) and `read_output(node, collected)` (what it deleted).
+    """
 
     name = "gc"
 
-    def __init__(self, instance):
+    def __init__(self, instance, log):
         self.instance = instance
+        self.log = log
+
+    def prepare(self, node: Node) -> None:
+        """Nothing to do before the window: the registry's GC marks and sweeps inside it."""
 
     def command(self, node: Node) -> str:
         """The exact command sent to the GC node (dry-run prints it too)."""
@@ -44,14 +53,21 @@ class RegistryGC:
 
     def run(self, node: Node, deadline: float, cancel: threading.Event, collected: Collected) -> None:
         lines: list[str] = []
+        started = time.monotonic()
         try:
             code, _ = node.host.stream(self.command(node), lines.append, deadline=deadline, cancel=cancel)
         except CommandTimeout as exc:
             collected.started = True
             raise WindowFailed(f"GC ran past max_window ({node.plan.max_window:g}s); stopped and restored") from exc
+        except ConnectionLost as exc:
+            # gc.sh goes on without us: wait for its GC over a new connection rather than stop it
+            self.log.warning("gc_connection_lost", host=node.address, error=str(exc))
+            collected.started = True
+            code, text = self._wait_after_reconnect(node, deadline, cancel, exc)
+            lines = text.splitlines()
         outcome = outcomes.parse_collect(code, "\n".join(lines))
-        collected.started = outcome.started
-        collected.seconds = outcome.seconds
+        collected.started = collected.started or outcome.started
+        collected.seconds = outcome.seconds or round(time.monotonic() - started, 3)
         if outcome.lock_lost:
             raise WindowFailed(f"{node.address}: this run no longer holds the lock (taken over by "
                                f"{outcome.kv.get('lock_lost') or 'nobody'}); GC not run")
@@ -59,6 +75,32 @@ class RegistryGC:
             raise WindowFailed(f"{node.address}: the GC script ended early (exit {code}): "
                                f"{outcomes.tail(outcome.text)}")
         collected.exit_code = outcome.exit_code
+
+    def _wait_after_reconnect(self, node: Node, deadline: float, cancel: threading.Event,
+                              lost: ConnectionLost) -> tuple[int, str]:
+        """Reconnect and wait (until `deadline`) for this run's GC to end; gives gc_wait.sh's exit and output."""
+        while True:
+            if cancel.is_set():
+                raise Cancelled("interrupted while waiting for the GC after a lost connection")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WindowFailed(f"GC ran past max_window ({node.plan.max_window:g}s); stopped and restored")
+            try:
+                node.host.close()
+                node.host = connect(node.address, ssh_settings(self.instance))
+                result = node.host.run(hostside.gc_wait_command(node.plan, min(left, 30)), timeout=min(left, 30) + 30,
+                                       check=False)
+            except HostError as exc:
+                self.log.warning("gc_reconnect_failed", host=node.address, error=str(exc))
+                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+                continue
+            kv = hostside.parse_kv(result.text)
+            if "gc_running" in kv:
+                continue
+            if "gc_gone" in kv:
+                raise WindowFailed(f"{node.address}: the GC script ended without an exit record after the "
+                                   f"connection was lost ({lost})")
+            return result.exit_code, result.text
 
     def read_output(self, node: Node, collected: Collected) -> str | None:
         """After the window: stream the GC log through the parser; gives an error line or None."""

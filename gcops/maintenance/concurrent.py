@@ -1,9 +1,11 @@
 """`--mode concurrent` as a collector of the window (see gcops/concurrent.py for the mechanism and its proof).
 
 `prepare` runs before the window, writes still accepted: the marker and the registry's own
-GC in dry-run (the mark; can take as long as a GC, the registry keeps taking pushes). The
-collector command, run by gc.sh inside the verified window like the registry's GC, is the delta
-and the sweep. `cleanup` removes the marker and the work dir whatever happened.
+GC in dry-run (the mark; it can take as long as a GC while the registry keeps taking pushes).
+Inside the verified window gc.sh runs the collector command, the delta and the sweep, exactly as
+it runs the registry's GC (so a dropped connection, max_window and the cache purge are handled
+by `RegistryGC.run` and the cycle alike). `cleanup` removes the marker and the work dir whatever
+happened.
 """
 from __future__ import annotations
 
@@ -11,11 +13,10 @@ import threading
 import time
 
 from gcops import hostside
-from gcops.concurrent import (ConcurrentCollection, ConcurrentError, CollectOutcome, describe, parse_collect,
-                              work_dir)
-from gcops.hostside import outcomes, scripts
-from gcops.hosts import CommandTimeout, HostError, connect
-from gcops.maintenance.collect import Collected
+from gcops.concurrent import ConcurrentCollection, ConcurrentError, CollectOutcome, describe, parse_collect, work_dir
+from gcops.hostside import scripts
+from gcops.hosts import HostError, connect
+from gcops.maintenance.collect import Collected, RegistryGC
 from gcops.maintenance.node import Node, WindowFailed, gc_command, ssh_settings
 from gcops.registry.gc_output import GCSummary
 
@@ -29,13 +30,14 @@ def refusal(mode: str, delete_untagged: bool) -> str | None:
     return COMBINATION_REFUSED if mode == "concurrent" and delete_untagged else None
 
 
-class ConcurrentGC:
+class ConcurrentGC(RegistryGC):
     """The collector of --mode concurrent: mark before the window, delta + sweep inside it."""
 
     name = "concurrent_sweep"
 
-    def __init__(self, instance, run_id: str, log):
-        self.instance, self.run_id, self.log = instance, run_id, log
+    def __init__(self, instance, log, *, run_id: str, cancel: threading.Event | None = None):
+        super().__init__(instance, log)
+        self.run_id, self.cancel = run_id, cancel
         self.collection: ConcurrentCollection | None = None
         self.outcome: CollectOutcome | None = None
 
@@ -48,6 +50,7 @@ class ConcurrentGC:
         return self.collection
 
     def describe(self, node: Node) -> list[str]:
+        """What this mode does, step by step (plan and run --dry-run)."""
         return describe(node.facts.storage_root, gc_command(self.instance, dry_run=True))
 
     def mark_command(self, node: Node) -> str:
@@ -59,39 +62,21 @@ class ConcurrentGC:
         col = self._collection(node)
         return scripts.command("concurrent_cleanup", col.root, col.workdir, col.run_id)
 
-    def prepare(self, node: Node, cancel: threading.Event) -> None:
+    def prepare(self, node: Node) -> None:
         """Writes accepted: the mark. Raises WindowFailed (nothing changed) or hosts.Cancelled."""
         try:
-            mark = self._collection(node).mark(cancel=cancel)
+            mark = self._collection(node).mark(cancel=self.cancel)
         except ConcurrentError as exc:
             raise WindowFailed(f"{node.address}: {exc}") from exc
-        self.log.info("marked", host=node.address, candidates=mark.candidates, gc_seconds=mark.gc_seconds)
+        if self.log is not None:
+            self.log.info("marked", host=node.address, candidates=mark.candidates, gc_seconds=mark.gc_seconds)
 
     def command(self, node: Node) -> str:
         """The exact command sent to the GC node inside the window (dry-run prints it too)."""
         return hostside.collect_command(node.plan, self._collection(node).collector_command())
 
-    def run(self, node: Node, deadline: float, cancel: threading.Event, collected: Collected) -> None:
-        lines: list[str] = []
-        try:
-            code, _ = node.host.stream(self.command(node), lines.append, deadline=deadline, cancel=cancel)
-        except CommandTimeout as exc:
-            collected.started = True
-            raise WindowFailed(f"the concurrent sweep ran past max_window ({node.plan.max_window:g}s); "
-                               "stopped and restored") from exc
-        outcome = outcomes.parse_collect(code, "\n".join(lines))
-        collected.started = outcome.started
-        collected.seconds = outcome.seconds
-        if outcome.lock_lost:
-            raise WindowFailed(f"{node.address}: this run no longer holds the lock (taken over by "
-                               f"{outcome.kv.get('lock_lost') or 'nobody'}); nothing swept")
-        if outcome.exit_code is None:
-            raise WindowFailed(f"{node.address}: the collector script ended early (exit {code}): "
-                               f"{outcomes.tail(outcome.text)}")
-        collected.exit_code = outcome.exit_code
-
     def read_output(self, node: Node, collected: Collected) -> str | None:
-        """After the window: the collector's counts from its log, the swept digests; an error line or None."""
+        """The collector's counts from its log, the swept digests (for the cache purge); an error line or None."""
         lines: list[str] = []
         try:
             node.host.stream(hostside.gc_log_command(node.plan), lines.append, cancel=None)
@@ -120,9 +105,11 @@ class ConcurrentGC:
         if self.collection is None:
             return
         t0 = time.monotonic()
-        if not self.collection.cleanup():
+        self.collection.host = node.host or self.collection.host   # a reconnect may have replaced it
+        if node.host is None or not self.collection.cleanup():
             try:
-                node.host.close()
+                if node.host is not None:
+                    node.host.close()
                 node.host = self.collection.host = connect(node.address, ssh_settings(self.instance))
                 self.collection.cleanup()
             except Exception as exc:  # noqa: BLE001 - the next mark removes what is left

@@ -1,6 +1,7 @@
 """One instance's whole cycle, top-down in `InstanceCycle.execute`; it always returns a result, never raises."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -8,15 +9,18 @@ from typing import Callable
 
 import structlog
 
-from gcops import preflight
+from gcops import hostside, preflight
 from gcops.config import Instance
 from gcops.hostside import recover_command
 from gcops.hosts import Cancelled, HostError, connect
+from gcops import window_guards
+from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
 from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import storage
+from gcops.registry.config_file import RegistryConfigError
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 
@@ -41,10 +45,11 @@ class InstanceCycle:
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
         # hook(concurrent): --mode concurrent marks before the window and sweeps inside it
-        self.collector = (ConcurrentGC(instance, run_id, self.log) if options.mode == "concurrent"
-                          else RegistryGC(instance))
+        self.collector = (ConcurrentGC(instance, self.log, run_id=run_id, cancel=cancel)
+                          if options.mode == "concurrent" else RegistryGC(instance, self.log))
         self.collected = Collected()
-        self.steps: list = []
+        self.steps: list = []          # inside the window, before the collector (apply(node))
+        self.after_steps: list = []    # inside the window, after it (apply_after(node, collected)): caches
         self.window: Window | None = None
         self.notes: list[str] = []
 
@@ -135,9 +140,17 @@ class InstanceCycle:
             untagged = UntaggedRemoval(self.gc_node, self.log)
             untagged.prepare()
             self.steps.append(untagged)
-        if isinstance(self.collector, ConcurrentGC):       # hook(concurrent): the mark, writes accepted
+        try:  # hook(verify): a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
+            redis = window_guards.redis_settings_of(self.gc_node.facts.config_bytes)
+        except RegistryConfigError as exc:
+            raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
+        if redis is not None:
+            self.after_steps.append(RedisDescriptorPurge(redis, self.log))
+        # hook(concurrent): the collector prepares last, after every check that may refuse (and after any
+        # tag deletion: retention deletes before the mark, never between it and the window)
+        if isinstance(self.collector, ConcurrentGC):
             self._step("mark", host=self.gc_node.address)
-            self.collector.prepare(self.gc_node, self.cancel)
+        self.collector.prepare(self.gc_node)
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:
@@ -150,14 +163,22 @@ class InstanceCycle:
                 self._step(step.name, host=self.gc_node.address)
                 step.apply(self.gc_node)
             self._step("gc", host=self.gc_node.address)
-            self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+            try:
+                self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+            finally:
+                if self.after_steps and self.collected.started:
+                    in_flight = sys.exc_info()[1] is not None
+                    try:
+                        self._after_collector()
+                    except Exception as exc:  # noqa: BLE001 - never hide the collector's own failure
+                        if not in_flight:
+                            raise
+                        self.gc_node.notes.append(f"{self.gc_node.address}: after the collector: {exc}")
         self.result.read_only_verified = window.verified
         if not window.restored:
             raise WindowFailed(self._node_notes()[0] if self._node_notes() else "not restored")
-        if self.collected.started:
-            error = self.collector.read_output(self.gc_node, self.collected)
-            if error:
-                raise WindowFailed(error)
+        if self.collected.started and self.collected.summary is None:
+            self._read_collector_output()
         summary = self.collected.summary
         untagged = sum(getattr(step, "deleted", 0) for step in self.steps)
         if summary is not None:
@@ -166,6 +187,24 @@ class InstanceCycle:
         self.result.gc_seconds = self.collected.seconds
         self.log.info("gc_done", host=self.gc_node.address, blobs_deleted=self.result.blobs_deleted,
                       manifests_deleted=self.result.manifests_deleted, seconds=self.collected.seconds)
+
+    def _after_collector(self) -> None:
+        """Inside the window, whatever the collector's fate: what it deleted must be known, and caches purged,
+        before writes are accepted again. A collector that did not end is stopped first."""
+        node = self.gc_node
+        if self.collected.exit_code is None:
+            node.host.run(hostside.gc_stop_command(node.plan), timeout=120, check=False)
+        error = self.collector.read_output(node, self.collected)
+        for step in self.after_steps:
+            self._step(step.name, host=node.address)
+            step.apply_after(node, self.collected)
+        if error:
+            raise WindowFailed(error)
+
+    def _read_collector_output(self) -> None:
+        error = self.collector.read_output(self.gc_node, self.collected)
+        if error:
+            raise WindowFailed(error)
 
     # -- after -----------------------------------------------------------------------------------
     def _settle(self, before: storage.StorageSnapshot | None) -> None:

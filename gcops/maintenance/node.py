@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from gcops import hostside, journal, preflight
+from gcops import hostside, journal, preflight, window_guards
 from gcops.config import Instance
 from gcops.hostside import outcomes
 from gcops.hosts import ConnectionLost, Host, HostError, SSHSettings, connect
@@ -34,7 +34,8 @@ class WindowFailed(Exception):
 def ssh_settings(instance: Instance) -> SSHSettings:
     return SSHSettings(user=instance.user, port=instance.port, identity_file=instance.identity_file,
                        known_hosts=instance.known_hosts, host_key_policy=instance.host_key_policy,
-                       sudo=instance.sudo, connect_timeout=instance.connect_timeout)
+                       sudo=instance.sudo, connect_timeout=instance.connect_timeout,
+                       config_file=instance.ssh_config_file, explicit=instance.ssh_explicit)  # hook(cli)
 
 
 def gc_command(instance: Instance, *, dry_run: bool = False) -> str:
@@ -118,7 +119,7 @@ def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutco
     return outcome
 
 
-def verify(node: Node, entered: outcomes.EnterOutcome) -> None:
+def verify(node: Node, entered: outcomes.EnterOutcome, instance: Instance | None = None) -> None:
     """Writes refused (405) and reads answered, or the registry down in stop mode; else WindowFailed.
 
     Behind authentication (401/403 to the anonymous probe), GC is allowed only when the
@@ -138,6 +139,13 @@ def verify(node: Node, entered: outcomes.EnterOutcome) -> None:
         raise WindowFailed(f"{node.address}: the registry does not answer reads (GET /v2/ {check.read_status}); "
                            "GC not run")
     if check.refuses_writes:
+        node.verified = True
+        return
+    if check.needs_credentials and instance is not None and instance.probe is not None:  # hook(verify)
+        verdict = window_guards.prove_read_only(node.host, node.plan.url, instance.probe, instance=instance.name,
+                                                host_ca_file=node.plan.ca_file)
+        if not verdict.ok_to_collect:
+            raise WindowFailed(f"{node.address}: {verdict.reason}")
         node.verified = True
         return
     if check.needs_credentials:
@@ -185,8 +193,7 @@ def leave(node: Node, instance: Instance, state_dir, log) -> outcomes.LeaveOutco
                           f"{outcome.probe_after_gc}): was `gitlab-ctl reconfigure` run? Check the registry "
                           "and its storage")
     journal.remove_intent(state_dir, instance.name, node.address, node.plan.run_id)
-    if outcome.restored_here:
-        node.window_end = outcome.window_end
-    log.info("restored", host=node.address, by="gcops" if outcome.restored_here else "an earlier restore",
+    node.window_end = outcome.window_end
+    log.info("restored", host=node.address, by=outcome.kv.get("restored_by") or outcome.kv.get("restore_by"),
              probe_after=outcome.kv.get("probe_after"))
     return outcome

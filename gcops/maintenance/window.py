@@ -33,7 +33,7 @@ class Window:
                 self._step("enter_read_only" if node.plan.host_mode == "readonly" else "stop_registry", node)
                 self.entered.append(node)
                 outcome = enter(node, self.instance.name, self.state_dir, self.log)
-                verify(node, outcome)
+                verify(node, outcome, self.instance)
         except BaseException:
             self.leave_all()
             raise

@@ -7,14 +7,10 @@ the same offline, from a mail attachment or from a CI artifact.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from html import escape
 
-import pygal
-
-from gcops.report.rows import (
-    HUMAN_COLUMNS, human_bytes, human_figure, result_rows, status_text, totals_line, totals_of,
-)
+from gcops.report.charts import reclaimed_bars_svg, storage_trend_svg
+from gcops.report.rows import HUMAN_COLUMNS, human_figure, result_rows, status_text, totals_line, totals_of
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; }
@@ -31,41 +27,6 @@ figure svg { width: 100%; height: auto; }
 """
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def reclaimed_chart_svg(runs: list[dict]) -> str | None:
-    """An inline SVG line chart of reclaimed bytes per run, one line per instance.
-
-    None when no run has a known reclaimed figure. pygal's links to its hosted
-    JavaScript are disabled; its comments (URLs) and its config <script> are
-    removed, and value labels become <title> elements (tooltips without script).
-    """
-    series: dict[str, list[tuple[datetime, int]]] = {}
-    for row in result_rows(runs):
-        moment, reclaimed = _parse_time(row.started_at), row.figure("reclaimed_bytes")
-        if moment is not None and reclaimed is not None:
-            series.setdefault(row.instance, []).append((moment, reclaimed))
-    if not series:
-        return None
-    chart = pygal.DateTimeLine(
-        js=[], disable_xml_declaration=True, width=960, height=360, explicit_size=False,
-        title="Reclaimed bytes per run", x_label_rotation=20, truncate_legend=40,
-        x_value_formatter=lambda moment: moment.strftime("%Y-%m-%d %H:%M"),
-        value_formatter=human_bytes, show_minor_x_labels=True)
-    for name in sorted(series):
-        chart.add(name, sorted(series[name]))
-    svg = chart.render(is_unicode=True)
-    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
-    svg = re.sub(r"<script\b.*?</script>", "", svg, flags=re.DOTALL)
-    return re.sub(r'<desc class="value">(.*?)</desc>', r"<title>\1</title>", svg, flags=re.DOTALL)
 
 
 def _cell(text: str, *, value: int | float | None = None, numeric: bool = False) -> str:
@@ -92,9 +53,9 @@ def _table(runs: list[dict]) -> str:
 
 
 def render_html(runs: list[dict]) -> str:
-    """A complete HTML5 document: totals, the chart, and the table of every result."""
+    """A complete HTML5 document: totals, the charts, and the table of every result."""
     totals = totals_of(runs)
-    chart = reclaimed_chart_svg(runs)
+    charts = [svg for svg in (reclaimed_bars_svg(runs), storage_trend_svg(runs)) if svg]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -109,7 +70,7 @@ def render_html(runs: list[dict]) -> str:
         "<h1>gcops: space reclaimed by registry garbage collection</h1>",
         f'<p class="totals" data-reclaimed-bytes="{totals.reclaimed_bytes}">'
         f"{escape(totals_line(totals))}</p>",
-        f"<figure>{chart}</figure>" if chart else "<p>No reclaimed bytes recorded in this period.</p>",
+        "".join(f"<figure>{svg}</figure>" for svg in charts) or "<p>No reclaimed bytes recorded in this period.</p>",
         _table(runs) if totals.results else "<p>No runs recorded in this period.</p>",
         "</body>",
         "</html>",

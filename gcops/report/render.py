@@ -60,10 +60,15 @@ _RENDERERS = {
 }
 
 
-def render_report(runs: list[dict], fmt: str) -> str:
-    """``runs`` rendered as ``fmt`` (one of FORMATS); ValueError for another format."""
+def render_report(runs: list[dict], fmt: str, *, wide: bool = False) -> str:
+    """``runs`` rendered as ``fmt`` (one of FORMATS); ValueError for another format.
+
+    ``wide``: the table keeps every column whatever the terminal's width.
+    """
     try:
         renderer = _RENDERERS[fmt]
     except KeyError:
         raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}") from None
+    if fmt == "table":
+        return render_table(runs, wide=wide)
     return renderer(runs)

@@ -144,7 +144,7 @@ class TestHost:
 
     def registry_up(self) -> bool:
         try:
-            return self.http("GET", "/v2/", timeout=2)[0] == 200
+            return self.http("GET", "/v2/", timeout=2)[0] in (200, 401)   # 401: behind authentication
         except OSError:
             return False
 
@@ -243,7 +243,9 @@ def _poll_quiet(cond, timeout: float) -> None:
 
 def start_host(name: str, kind: str = "distribution", *, storage_dir: Path | None = None,
                registry_config: str | None = None, extra_config: str = "", readonly: bool = False,
-               base_dir: Path, client_key: Path, start_registry: bool = True) -> TestHost:
+               base_dir: Path, client_key: Path, start_registry: bool = True, blobdescriptor: str = "inmemory",
+               config_files: dict[str, bytes] | None = None, tcp_forwarding: bool = True) -> TestHost:
+    """config_files: more files for the registry's config folder (e.g. an htpasswd), by name."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
     base_dir = Path(base_dir).resolve()
@@ -266,7 +268,10 @@ def start_host(name: str, kind: str = "distribution", *, storage_dir: Path | Non
     try:
         k = KINDS[kind]
         h.config_file.write_text(registry_config if registry_config is not None
-                                 else _registry_config(k, readonly=readonly, extra=extra_config))
+                                 else _registry_config(k, readonly=readonly, extra=extra_config,
+                                                       blobdescriptor=blobdescriptor))
+        for fname, data in (config_files or {}).items():
+            (d / "config" / fname).write_bytes(data)
         tool = STANDINS / k.service_tool
         shutil.copy2(tool, d / "bin" / k.service_tool)
         q = shlex.quote
@@ -276,7 +281,7 @@ def start_host(name: str, kind: str = "distribution", *, storage_dir: Path | Non
             f"GCOPS_HARNESS_NS={q(name_ns)}; export GCOPS_HARNESS_NS\n")
         host_pub = new_host_key(d / "ssh" / "ssh_host_ed25519_key")
         (d / "ssh" / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
-        h.sshd_config.write_text(sshd_config(h.address, d / "ssh"))
+        h.sshd_config.write_text(sshd_config(h.address, d / "ssh", tcp_forwarding))
         write_known_hosts(h.known_hosts, [(h.address, host_pub)])
         (d / "root.bashrc").write_text("# ~/.bashrc of a gcops test host (tests/harness): stock, nothing added\n")
         (d / "setup.sh").write_text(setup_script(k, d, h.storage_dir, h.sshd_config, start_registry))

@@ -131,6 +131,16 @@ def build_multiarch_layout(dir: Path, tag: str, *, arches: Sequence[str] = ("amd
     return layout
 
 
+def _creds_args(flag: str, creds: tuple[str, str] | None) -> list[str]:
+    """TEST ONLY: skopeo takes credentials on its command line."""
+    return [flag, f"{creds[0]}:{creds[1]}"] if creds else []
+
+
+def basic_auth(creds: tuple[str, str] | None) -> dict:
+    import base64
+    return {"Authorization": "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()} if creds else {}
+
+
 def _skopeo(host, args: list[str], timeout: float = 120):
     return host.sh(" ".join(["skopeo", "--insecure-policy", *map(_q, args)]), check=False, timeout=timeout)
 
@@ -139,15 +149,16 @@ def _q(s: str) -> str:
     return shlex.quote(str(s))
 
 
-def get_manifest(host, repo: str, ref: str) -> tuple[int, str, str, bytes]:
+def get_manifest(host, repo: str, ref: str, creds: tuple[str, str] | None = None) -> tuple[int, str, str, bytes]:
     """GET /v2/<repo>/manifests/<ref> accepting every type -> (status, digest, media type, body)."""
-    status, headers, body = host.http("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT})
+    status, headers, body = host.http("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT,
+                                                                                    **basic_auth(creds)})
     return status, headers.get("Docker-Content-Digest", ""), headers.get("Content-Type", ""), body
 
 
-def describe(host, repo: str, ref: str, tag: str = "") -> Image:
+def describe(host, repo: str, ref: str, tag: str = "", creds: tuple[str, str] | None = None) -> Image:
     """Read an image back from the registry: its digest, every blob, every manifest."""
-    status, digest, ctype, body = get_manifest(host, repo, ref)
+    status, digest, ctype, body = get_manifest(host, repo, ref, creds)
     if status != 200:
         raise HarnessError(f"GET /v2/{repo}/manifests/{ref} answered {status}: {body[:300]!r}")
     if digest != _sha(body):
@@ -158,7 +169,7 @@ def describe(host, repo: str, ref: str, tag: str = "") -> Image:
     manifests = [doc]
     if mtype in LISTS:
         for child in doc["manifests"]:
-            st, d, _, b = get_manifest(host, repo, child["digest"])
+            st, d, _, b = get_manifest(host, repo, child["digest"], creds)
             if st != 200:
                 raise HarnessError(f"{repo}@{child['digest']} (child of {ref}) answered {st}")
             img.child_digests.append(d)
@@ -175,12 +186,12 @@ def describe(host, repo: str, ref: str, tag: str = "") -> Image:
 
 
 def push(host, layout: Path, tag: str, repo: str, *, all_platforms: bool = False,
-         dest_tag: str | None = None, format: str | None = None) -> Image:
+         dest_tag: str | None = None, format: str | None = None, creds: tuple[str, str] | None = None) -> Image:
     """skopeo copy oci:<layout>:<tag> docker://127.0.0.1:5000/<repo>:<dest_tag or tag> inside host.
 
     format: None keeps OCI; "v2s2" converts to Docker schema 2 (manifest list for an index)."""
     dest = dest_tag or tag
-    args = ["copy", "--dest-tls-verify=false", "--retry-times", "0"]
+    args = ["copy", "--dest-tls-verify=false", "--retry-times", "0", *_creds_args("--dest-creds", creds)]
     if all_platforms:
         args.append("--all")
     if format:
@@ -189,26 +200,28 @@ def push(host, layout: Path, tag: str, repo: str, *, all_platforms: bool = False
     if p.returncode != 0:
         raise HarnessError(f"skopeo push of {layout}:{tag} to {host.name} {repo}:{dest} failed:\n"
                            f"{p.stderr.decode(errors='replace')}")
-    return describe(host, repo, dest, dest)
+    return describe(host, repo, dest, dest, creds)
 
 
-def delete_tag(host, repo: str, tag: str) -> str:
+def delete_tag(host, repo: str, tag: str, creds: tuple[str, str] | None = None) -> str:
     """Resolve tag -> digest and DELETE /v2/<repo>/manifests/<digest> (untags every tag on it)."""
-    status, headers, body = host.http("HEAD", f"/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT})
+    status, headers, body = host.http("HEAD", f"/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT,
+                                                                                     **basic_auth(creds)})
     digest = headers.get("Docker-Content-Digest")
     if status != 200 or not digest:
         raise HarnessError(f"HEAD /v2/{repo}/manifests/{tag} answered {status}")
-    status, _, body = host.http("DELETE", f"/v2/{repo}/manifests/{digest}")
+    status, _, body = host.http("DELETE", f"/v2/{repo}/manifests/{digest}", headers=basic_auth(creds))
     if status != 202:
         raise HarnessError(f"DELETE /v2/{repo}/manifests/{digest} answered {status}: {body[:300]!r}")
     return digest
 
 
-def pulls(host, repo: str, ref: str, *, all_platforms: bool = False) -> bool:
+def pulls(host, repo: str, ref: str, *, all_platforms: bool = False, creds: tuple[str, str] | None = None) -> bool:
     """skopeo copy from the registry into a scratch OCI layout (every blob fetched and verified)."""
     src = f"docker://{REGISTRY}/{repo}{'@' if ref.startswith('sha256:') else ':'}{ref}"
     dest = Path(host.dir) / "tmp" / f"pull-{uuid.uuid4().hex[:8]}"
-    args = ["copy", "--src-tls-verify=false", "--retry-times", "0"] + (["--all"] if all_platforms else [])
+    args = (["copy", "--src-tls-verify=false", "--retry-times", "0", *_creds_args("--src-creds", creds)]
+            + (["--all"] if all_platforms else []))
     try:
         p = _skopeo(host, args + [src, f"oci:{dest}:pulled"])
     finally:

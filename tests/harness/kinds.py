@@ -48,7 +48,7 @@ KINDS = {
 }
 
 
-def registry_config(kind: Kind, *, readonly: bool = False, extra: str = "") -> str:
+def registry_config(kind: Kind, *, readonly: bool = False, extra: str = "", blobdescriptor: str = "inmemory") -> str:
     """The registry config.yml text the harness writes (comments included on purpose)."""
     maintenance = (
         "  maintenance:\n"
@@ -68,7 +68,7 @@ def registry_config(kind: Kind, *, readonly: bool = False, extra: str = "") -> s
         "  delete:\n"
         "    enabled: true\n"
         "  cache:\n"
-        "    blobdescriptor: inmemory\n"
+        f"    blobdescriptor: {blobdescriptor}\n"
         f"{maintenance}"
         "http:\n"
         "  addr: 127.0.0.1:5000\n"

@@ -43,7 +43,7 @@ def combine_known_hosts(hosts, path: Path) -> Path:
     return Path(path)
 
 
-def sshd_config(address: str, ssh_dir: Path) -> str:
+def sshd_config(address: str, ssh_dir: Path, tcp_forwarding: bool = True) -> str:
     return f"""\
 # sshd for a gcops test host (tests/harness)
 ListenAddress {address}
@@ -57,7 +57,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-AllowTcpForwarding yes
+AllowTcpForwarding {"yes" if tcp_forwarding else "no"}
 PrintMotd no
 PrintLastLog no
 UseDNS no

@@ -301,7 +301,7 @@ def test_metrics_textfile_after_success_then_failure(host_factory, tmp_path):
     assert rep["totals"] == {"reclaimed_bytes": inst["reclaimed_bytes"], "runs": 2}
     rows = list(csv.DictReader(io.StringIO(report("csv"))))
     assert [r["status"] for r in rows] == ["ok", "failed"]
-    assert rows[1]["error"] == bad_inst["error"] and rows[1]["reclaimed_bytes"] == ""
+    assert rows[1]["error"] == bad_inst["error"] and rows[1]["reclaimed_bytes"] == "0"
     md = report("markdown")
     failed_row = next(line for line in md.splitlines() if "| failed |" in line)
 

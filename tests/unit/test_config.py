@@ -365,3 +365,33 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+# --- [instance.probe] ------------------------------------------------------------------------
+
+
+def test_probe_password_file_is_read_at_load_time(tmp_path):
+    secret = tmp_path / "probe.secret"
+    secret.write_text("s3cret\n")
+    path = write_config(tmp_path, INSTANCE + f'[instance.probe]\nusername = "u"\npassword_file = "{secret}"\n'
+                                              'repository = "group/project"\n')
+    probe = load_config(path).instances[0].probe
+    assert (probe.username, probe.password, probe.repository) == ("u", "s3cret", "group/project")
+    assert "s3cret" not in repr(load_config(path))
+
+
+@pytest.mark.parametrize("table, key, fragment", [
+    ('username = "u"\npassword_file = "missing.secret"', "probe.password_file", "cannot read"),
+    ('username = "u"', "probe.password", "exactly one of password or password_file"),
+    ('username = "u"\npassword = "p"\npassword_file = "x"', "probe.password", "exactly one"),
+    ('password = "p"', "probe.username", "required key is missing"),
+    ('username = "u"\npassword = "p"\nrepository = "Bad Repo"', "probe.repository", "invalid repository"),
+    ('username = "u"\npassword = "p"\npasword = "typo"', "probe.pasword", "unknown key"),
+])
+def test_probe_mistakes_name_their_key(tmp_path, table, key, fragment):
+    path = write_config(tmp_path, INSTANCE + "[instance.probe]\n" + table + "\n")
+    assert fragment in problem_at(path, f"instance[0].{key}")
+
+
+def test_no_probe_table_means_no_credentials(tmp_path):
+    assert load_config(write_config(tmp_path, INSTANCE)).instances[0].probe is None

@@ -100,7 +100,7 @@ def test_html_is_a_self_contained_page_with_figures_and_chart():
     page = render_report(RUNS, "html")
 
     assert page.startswith("<!DOCTYPE html>")
-    assert "<svg" in page and "Reclaimed bytes per run" in page
+    assert "<svg" in page and "Reclaimed per run" in page
     assert f'data-value="{3_221_225_472}"' in page and "3.0 GiB" in page
     assert f'data-reclaimed-bytes="{TOTAL}"' in page
     urls = set(re.findall(r"(?:https?:)?//[^\s\"'<>)]+", page))

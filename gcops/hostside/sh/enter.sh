@@ -48,6 +48,7 @@ put_text "$D/lock/run_id" "$RUN$NL" || refuse "cannot write $D/lock/run_id (no s
 put_text "$D/lock/owner" "$OWNER$NL" || true
 put_text "$D/lock/pid" "$$$NL" || true   # leave.sh waits for a still-running enter before it restores
 if [ -e "$D/marker" ]; then say "leftover=$(head -n 1 "$D/marker")"; rm -rf "$D/lock"; exit 76; fi
+rm -f "$D"/gc-*.log    # GC output an earlier run could not read back: its figures are long recorded
 
 # The file the registry reads: a symlinked config is edited and restored at its target, the link kept.
 REAL=$(readlink -f "$CFG" 2>/dev/null) || REAL=
@@ -65,7 +66,7 @@ put_text "$D/watchdog.sh" "$WATCHDOG_TEXT" && [ "$(sha_of "$D/watchdog.sh")" = "
 [ -e "$D/watchdog.log" ] || : > "$D/watchdog.log" 2>/dev/null || refuse "cannot create $D/watchdog.log (no space?)"
 # The original is kept as two hard links to its inode (no new space; mode, owner and labels kept):
 # "original" to compare against, "staged" to be renamed back, so restoring needs no free block.
-rm -f "$D/original" "$D/staged"
+rm -f "$D/original" "$D/staged" "$D/last-restore"
 if ln "$REAL" "$D/original" 2>/dev/null && ln "$REAL" "$D/staged" 2>/dev/null; then
   say "stage=link"
 else

@@ -7,6 +7,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' RUN='' GC='' LOG=''
+AFTER_GC_GRACE=120
 for kv in "$@"; do
   case "$kv" in
     d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; gc=*) GC=${kv#gc=} ;; log=*) LOG=${kv#log=} ;;
@@ -14,7 +15,7 @@ for kv in "$@"; do
   esac
 done
 if ! lock_ours || [ ! -e "$D/marker" ]; then say "lock_lost=$(cat "$D/lock/run_id" 2>/dev/null)"; exit 50; fi
-rm -f "$D/gc.pid"
+rm -f "$D/gc.pid" "$D/gc.exit"
 : > "$LOG" 2>/dev/null || { say "gc_log_unwritable=$LOG"; exit 51; }
 say "gc_start=$(now)"
 # shellcheck disable=SC2016  # $$ and $1/$2 belong to the inner shell
@@ -23,6 +24,11 @@ setsid sh -c 'printf "%s\n" "$$" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 97; s
 bg=$!
 wait "$bg"; rc=$?
 rm -f "$D/gc.pid"
+put_text "$D/gc.exit" "$rc $(now)$NL" || true   # for gc_wait.sh, should gcops have lost this connection
+# gcops leaves within seconds of the GC's end; should it be gone unnoticed, the watchdog need not wait
+# for the whole max_window: bring its deadline forward.
+soon=$(( $(date +%s) + AFTER_GC_GRACE ))
+if [ "$soon" -lt "$(cat "$D/deadline" 2>/dev/null || echo 0)" ]; then put_text "$D/deadline" "$soon$NL" || true; fi
 if tell "gc_end=$(now)" && tell "gc_exit=$rc"; then exit 0; fi
 # Nobody reads our output: gcops was killed or its connection dropped. Leave the window now.
 if lock_ours && /bin/sh "$D/restore.sh" gc-orphaned >/dev/null 2>&1; then rm -rf "$D/lock"; fi

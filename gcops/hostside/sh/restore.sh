@@ -1,12 +1,14 @@
 # include: common
-# restore.sh [WHO]: installed in the state dir by enter.sh; gcops, the watchdog and `gcops recover` all
+# restore.sh [WHO [probe]]: installed in the state dir by enter.sh; gcops, the watchdog and `gcops recover` all
 # run this same file. Stops this run's GC, puts the original config back (a rename: no free space
 # needed), brings the service back, verifies. Idempotent and serialised. Exit 0 only when the registry
-# answers with the original config; prints restored=yes, window_end=, probe_after=.
+# answers with the original config; prints restored=yes, window_end=, probe_after=; with "probe", first
+# probe_after_gc= (do writes still get refused, i.e. did read-only hold?), taken under the same mutex.
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D=$(cd "$(dirname "$0")" && pwd) || exit 35
 WHO=${1:-gcops}
+PROBE_FIRST=${2:-}
 CFG='' REAL='' URL='' RUN='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE=''
 read_params || { say "params_unreadable=$D/params"; exit 35; }
 find_curl
@@ -19,22 +21,15 @@ until ln -s "$$" "$D/restoring" 2>/dev/null; do
   sleep 0.2
 done
 trap 'rm -f "$D/restoring"' EXIT
-if [ ! -e "$D/marker" ]; then say "already_restored=yes"; exit 0; fi
+if [ ! -e "$D/marker" ]; then
+  say "already_restored=yes"
+  grep -E '^(window_end|by)=' "$D/last-restore" 2>/dev/null | sed 's/^by=/restored_by=/'
+  exit 0
+fi
 say "restore_by=$WHO"
+if [ "$PROBE_FIRST" = probe ]; then write_probe; say "probe_after_gc=$HTTP"; fi
 # This run's GC runs in a session of its own (gc.sh); stop the whole group before anything else.
-pid=$(cat "$D/gc.pid" 2>/dev/null)
-case "$pid" in
-  ''|*[!0-9]*) ;;
-  *)
-    if kill -0 -"$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q gcops-gc; then
-      kill -TERM -"$pid" 2>/dev/null; n=0
-      while kill -0 -"$pid" 2>/dev/null && [ "$n" -lt 300 ]; do
-        n=$((n + 1)); [ "$n" -eq 100 ] && kill -KILL -"$pid" 2>/dev/null; sleep 0.1
-      done
-      if kill -0 -"$pid" 2>/dev/null; then say "gc_still_running=$pid"; exit 36; fi
-      say "gc_stopped=$pid"
-    fi ;;
-esac
+stop_gc || { say "gc_still_running=$GC_PID"; exit 36; }
 if ! cmp -s "$D/original" "$REAL"; then
   if [ -e "$D/staged" ] && mv -f "$D/staged" "$REAL" 2>/dev/null && cmp -s "$D/original" "$REAL"; then
     say "config_restored=rename"
@@ -48,7 +43,8 @@ fi
 cmp -s "$D/original" "$REAL" || { say "config_differs"; exit 32; }
 if [ "$SERVICE" != : ]; then sh -c "$SERVICE" </dev/null || say "service_command_failed=$?"; fi
 wait_up 60 || { say "not_answering"; exit 31; }
-say "window_end=$(now)"
+end_at=$(now); say "window_end=$end_at"
+put_text "$D/last-restore" "window_end=$end_at${NL}by=$WHO$NL" || true
 write_probe; code=$HTTP; say "probe_after=$code"
 if [ "$ALREADY_RO" = yes ]; then
   case "$code" in 405|401|403) ;; *) say "expected_read_only"; exit 34 ;; esac

@@ -7,17 +7,19 @@ D=$(cd "$(dirname "$0")" && pwd) || exit 1
 CFG='' REAL='' URL='' RUN='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE=''
 read_params || exit 1
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >> "$D/watchdog.log" 2>/dev/null || true; }
-deadline=$(cat "$D/deadline" 2>/dev/null)
-case "$deadline" in ''|*[!0-9]*) deadline=0 ;; esac
+retry=0
 while :; do
   lock_ours || exit 0
+  deadline=$(cat "$D/deadline" 2>/dev/null)   # re-read: gc.sh brings it forward once the GC has ended
+  case "$deadline" in ''|*[!0-9]*) deadline=0 ;; esac
+  [ "$retry" -gt "$deadline" ] && deadline=$retry
   if [ "$(date +%s)" -ge "$deadline" ]; then
     log "watchdog $RUN: deadline passed, restoring"
     if /bin/sh "$D/restore.sh" watchdog >> "$D/watchdog.log" 2>&1; then
       rm -rf "$D/lock"; log "watchdog $RUN: restored"; exit 0
     fi
     log "watchdog $RUN: restore failed; again in 30 s"
-    deadline=$(( $(date +%s) + 30 ))
+    retry=$(( $(date +%s) + 30 ))
   fi
   sleep 1
 done

@@ -1,0 +1,12 @@
+# include: common
+# gc_stop.sh d=DIR run=ID: stop this run's GC (the window stays; restore.sh follows), e.g. before caches are
+# purged after a GC that ran past max_window. Exit 36 when it cannot be stopped, 50 when the lock is not ours.
+# shellcheck disable=SC2034  # variables here are read by the functions of common.sh
+trap '' PIPE HUP
+D='' RUN=''
+for kv in "$@"; do
+  case "$kv" in d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; *) say "bad_argument=${kv%%=*}"; exit 2 ;; esac
+done
+lock_ours || { say "lock_lost=yes"; exit 50; }
+stop_gc || { say "gc_still_running=$GC_PID"; exit 36; }
+exit 0

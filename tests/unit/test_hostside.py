@@ -1,0 +1,107 @@
+"""Host scripts: static, shellcheck-clean, valid for dash and BusyBox sh; their output parsed into outcomes."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gcops import hostside
+from gcops.hostside import outcomes, scripts
+
+SH_DIR = Path(hostside.__file__).parent / "sh"
+NAMES = sorted(p.stem for p in SH_DIR.glob("*.sh") if p.stem != "common")
+ON_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if ON_CI:
+            pytest.fail(f"CI=true but {tool} is missing")
+        pytest.skip(f"{tool} not installed")
+    return path
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_script_as_sent_passes_shellcheck(name):
+    shellcheck = _need("shellcheck")
+    p = subprocess.run([shellcheck, "-s", "sh", "-S", "warning", "-"], input=scripts.text(name),
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout
+
+
+@pytest.mark.parametrize("shell", [["dash", "-n"], ["busybox", "sh", "-n"]])
+@pytest.mark.parametrize("name", NAMES)
+def test_each_script_parses_in_dash_and_busybox(shell, name):
+    _need(shell[0])
+    p = subprocess.run([*shell, "-c", scripts.text(name)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def test_values_reach_scripts_as_data():
+    """Arguments with quotes, $(...), newlines: printed back unchanged by check.sh's argument parser."""
+    nasty = "x'; touch /tmp/gcops-never; echo \"$(id)\n`id`"
+    command = scripts.command("check", f"url={nasty}", "mode=stop")
+    p = subprocess.run(["dash", "-c", command.replace(scripts.text("check").split("\n", 1)[0], "")],
+                       capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert "read_probe=000" in p.stdout and not Path("/tmp/gcops-never").exists()
+
+
+def test_include_expands_common():
+    text = scripts.text("enter")
+    assert text.startswith(scripts._file("common")) and "\n# include: common" not in text
+
+
+ENTER_OK = """stage=link
+watchdog=setsid
+window_start=1764431000.120000000
+registry_restarted=yes
+registry_fresh=yes
+ready=1764431001.250000000
+"""
+
+
+def test_parse_enter():
+    ok = outcomes.parse_enter(0, ENTER_OK)
+    assert ok.entered and not ok.changed_nothing and ok.restarted == "yes"
+    assert ok.window_start == pytest.approx(1764431000.12) and ok.ready == pytest.approx(1764431001.25)
+    full = outcomes.parse_enter(78, "refused=cannot write /etc/docker/registry/.gcops/restore.sh (no space?)\n")
+    assert full.changed_nothing and "no space" in full.reason
+    locked = outcomes.parse_enter(75, "lock_held=gcops@ctl pid 12 run R\n")
+    assert locked.changed_nothing and locked.locked_by == "gcops@ctl pid 12 run R"
+    broken = outcomes.parse_enter(43, ENTER_OK.split("registry")[0] + "not_answering\n")
+    assert not broken.entered and not broken.changed_nothing and "not_answering" in broken.reason
+
+
+def test_parse_check():
+    assert outcomes.parse_check("write_probe=405\ncurl_rc=0\nread_probe=200\n").refuses_writes
+    auth = outcomes.parse_check("write_probe=401\ncurl_rc=0\nread_probe=401\n")
+    assert auth.needs_credentials and auth.answering and not auth.refuses_writes
+    tls = outcomes.parse_check("write_probe=000\ncurl_rc=60\nread_probe=000\n")
+    assert tls.tls_problem and not tls.answering
+
+
+def test_parse_collect():
+    done = outcomes.parse_collect(0, "gc_start=10.5\ngc_end=12.75\ngc_exit=0\n")
+    assert done.started and done.exit_code == 0 and done.seconds == pytest.approx(2.25)
+    lost = outcomes.parse_collect(50, "lock_lost=other-run\n")
+    assert lost.lock_lost and not lost.started and lost.exit_code is None
+    cut = outcomes.parse_collect(-1, "gc_start=10.5\n")       # the connection dropped mid-GC
+    assert cut.started and cut.exit_code is None
+
+
+def test_parse_leave():
+    ok = outcomes.parse_leave(0, "probe_after_gc=405\nrestore_by=gcops\nconfig_restored=rename\n"
+                                 "window_end=20.5\nprobe_after=400\nrestored=yes\nleave_exit=0\n")
+    assert ok.restored and ok.restored_here and ok.window_end == 20.5 and ok.probe_after_gc == "405"
+    by_watchdog = outcomes.parse_leave(0, "not_ours=yes\nmarker=absent\n")
+    assert by_watchdog.restored and not by_watchdog.restored_here
+    stolen = outcomes.parse_leave(0, "not_ours=yes\nmarker=present\n")
+    assert not stolen.restored
+    failed = outcomes.parse_leave(31, "restore_by=gcops\nconfig_restored=rename\nnot_answering\nleave_exit=31\n")
+    assert not failed.restored and "does not answer" in failed.reason
+    # restore.sh's "restored=yes" is the only success: an exit 0 without it is not one
+    assert not outcomes.parse_leave(0, "leave_exit=0\n").restored
