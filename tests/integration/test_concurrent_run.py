@@ -135,10 +135,13 @@ def test_fault_during_the_window_restores(fault, host_factory, tmp_path):
         proc.send_signal(getattr(signal, fault))
     t0 = time.monotonic()
     code, doc, err = finish(proc, 90)
-    assert code == {"SIGTERM": 130, "SIGKILL": -9, "drop": 1, "max_window": 1}[fault], err
+    # a dropped connection: gcops reconnects and waits for the collector, which finishes the run
+    assert code == {"SIGTERM": 130, "SIGKILL": -9, "drop": 0, "max_window": 1}[fault], err
     if doc is not None:
         inst = doc["instances"][0]
-        assert inst["status"] == "failed"
+        assert inst["status"] == ("ok" if fault == "drop" else "failed"), inst
+        if fault == "drop":
+            assert inst["blobs_deleted"] > 0 and write_probe(h) == 400
         if fault == "max_window":
             assert "max_window" in inst["error"] and time.monotonic() - t0 < 8
     if fault == "SIGKILL":     # nobody reads gc.sh's output any more: it restores once the collector ends
