@@ -321,3 +321,24 @@ def test_scripts_pass_shellcheck():
     assert len(files) == 3
     p = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", *files], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
+
+
+def test_concurrent_with_delete_untagged_is_a_config_error_naming_the_key(tmp_path):
+    from gcops.config import ConfigError, load_config
+
+    path = tmp_path / "gcops.toml"
+    path.write_text('[gcops]\ndelete_untagged = true\n\n[[instance]]\nname = "a"\nhost = "local"\n'
+                    'playbook = "distribution"\nmode = "concurrent"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "instance[0].mode" in str(exc.value) and "delete_untagged" in str(exc.value)
+    path.write_text('[gcops]\nmode = "concurrent"\n\n[[instance]]\nname = "a"\nhost = "local"\n'
+                    'playbook = "distribution"\n')
+    assert load_config(path).instances[0].mode == "concurrent"
+
+
+def test_refusal_only_for_the_combination():
+    from gcops.maintenance.concurrent import refusal
+
+    assert refusal("concurrent", True) and "--mode readonly" in refusal("concurrent", True)
+    assert refusal("concurrent", False) is None and refusal("readonly", True) is None
