@@ -119,8 +119,9 @@ def check(ctx, targets, as_json):
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--delete-untagged", is_flag=True, default=None,
               help="Also count manifests no tag points to (never children of a tagged index).")
+@click.option("--no-retention", is_flag=True, help="Leave out the instances' [[instance.retention]] rules.")
 @click.pass_context
-def plan(ctx, targets, as_json, delete_untagged):
+def plan(ctx, targets, as_json, delete_untagged, no_retention):
     """The registry's own GC in dry-run: what would go, and how many bytes."""
     from gcops.actions.plan import plan as do_plan
 
@@ -128,7 +129,7 @@ def plan(ctx, targets, as_json, delete_untagged):
     from gcops.actions.run import RunRequest
 
     _refuse_combinations(config, RunRequest(targets=targets, delete_untagged=delete_untagged))
-    doc = do_plan(config, targets, delete_untagged)
+    doc = do_plan(config, targets, delete_untagged, retention=not no_retention)
     _emit_json(doc) if as_json else click.echo(output.plan_table(doc), nl=False)
     sys.exit(0 if not any(i.get("error") for i in doc["instances"]) else 1)
 
@@ -146,14 +147,15 @@ def plan(ctx, targets, as_json, delete_untagged):
 @click.option("--max-window", callback=_duration, metavar="DURATION",
               help="Longest read-only window (90s, 30m, 2h); past it GC is stopped and service restored.")
 @click.option("--dry-run", is_flag=True, help="Print every step and command; change nothing.")
+@click.option("--no-retention", is_flag=True, help="Delete no tag this run ([[instance.retention]] rules off).")
 @click.pass_context
-def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_run):
+def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_run, no_retention):
     """The whole cycle: preflight, measure, read-only (or stop), GC, restore, verify, record."""
     from gcops.actions.run import RunRequest, run as do_run
 
     config = _load(ctx)
     request = RunRequest(targets=targets, mode=mode, delete_untagged=delete_untagged,
-                         max_window=max_window, parallel=parallel)
+                         max_window=max_window, parallel=parallel, retention=not no_retention)
     config.select(targets)  # unknown names: exit 2 before anything is contacted
     _refuse_combinations(config, request)
     if dry_run:

@@ -29,7 +29,7 @@ _INSTANCE_INT = (
     "blobs_before", "blobs_after", "blobs_deleted", "manifests_deleted",
 )
 _INSTANCE_REAL = ("window_seconds", "gc_seconds", "duration_seconds")
-_INSTANCE_COLUMNS = ("hosts",) + _INSTANCE_TEXT + _INSTANCE_BOOL + _INSTANCE_INT + _INSTANCE_REAL
+_INSTANCE_COLUMNS = ("hosts",) + _INSTANCE_TEXT + _INSTANCE_BOOL + _INSTANCE_INT + _INSTANCE_REAL + ("tags_deleted",)
 
 
 
@@ -75,8 +75,14 @@ def _v1_initial_schema(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX instance_results_name ON instance_results (name)")
 
 
+def _v2_tags_deleted(db: sqlite3.Connection) -> None:
+    """Retention (issue 12): how many tags a run deleted; the list itself stays in the JSON document.
+    Rows recorded before it are NULL (unknown), not 0."""
+    db.execute("ALTER TABLE instance_results ADD COLUMN tags_deleted INTEGER")
+
+
 # MIGRATIONS[i] upgrades a database at user_version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_tags_deleted]
 
 
 def schema_version() -> int:
@@ -182,6 +188,8 @@ def _instance_row(run_id: str, position: int, result: dict) -> tuple:
     values += [result.get(key) for key in _INSTANCE_TEXT]
     values += [_flag(result.get(key)) for key in _INSTANCE_BOOL]
     values += [result.get(key) for key in _INSTANCE_INT + _INSTANCE_REAL]
+    tags = result.get("tags_deleted")
+    values.append(len(tags) if isinstance(tags, list) else None)
     return (run_id, position, *values, json.dumps(result))
 
 

@@ -40,7 +40,25 @@ def plan_table(doc: dict) -> str:
                       inst.get("error") or "")
     notes = [f"{inst['name']}: mode concurrent, a run would:\n" + "".join(f"  - {line}\n" for line in inst["concurrent"])
              for inst in doc["instances"] if inst.get("concurrent")]
-    return _render(table) + "".join(notes)
+    return _render(table) + retention_table(doc) + "".join(notes)
+
+
+def retention_table(doc: dict) -> str:
+    """The tags retention would delete, one row each; "" when none."""
+    rows = [(inst["name"], d) for inst in doc["instances"] for d in (inst.get("retention") or {}).get("delete", [])]
+    if not rows:
+        return ""
+    table = Table(title="tags retention would delete (the bytes are in 'reclaimable' above)")
+    for col in ("instance", "repository", "tag", "age", "digest", "rule"):
+        table.add_column(col, overflow="fold", justify="right" if col == "age" else "left")
+    for name, d in rows:
+        table.add_row(name, d["repository"], d["tag"], _age(d["age_seconds"]), d["digest"][:19], d["rule"])
+    return _render(table)
+
+
+def _age(seconds: float) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    return f"{days}d{rest // 3600:02d}h" if days else f"{rest // 3600}h{rest % 3600 // 60:02d}m"
 
 
 def recover_table(doc: dict) -> str:
@@ -88,10 +106,12 @@ def run_table(doc: dict, width: int | None = None) -> str:
     """
     columns = [Column("instance", fold=True), Column("status"), Column("before", right=True),
                Column("after", right=True), Column("reclaimed", right=True), Column("window", right=True),
-               Column("blobs deleted", right=True, drop_order=2), Column("duration", right=True, drop_order=1)]
+               Column("tags deleted", right=True, drop_order=2), Column("blobs deleted", right=True, drop_order=3),
+               Column("duration", right=True, drop_order=1)]
     rows = [[inst["name"], inst["status"], human_bytes(inst["storage_bytes_before"]),
              human_bytes(inst["storage_bytes_after"]), human_bytes(inst["reclaimed_bytes"]),
-             _secs(inst["window_seconds"]), _n(inst["blobs_deleted"]), _secs(inst["duration_seconds"])]
+             _secs(inst["window_seconds"]), _n(len(inst.get("tags_deleted") or [])), _n(inst["blobs_deleted"]),
+             _secs(inst["duration_seconds"])]
             for inst in doc["instances"]]
     table, _ = fit_table(f"gcops run {doc['run_id']}", columns, rows, width or terminal_width())
     totals = doc["totals"]

@@ -31,6 +31,7 @@ class InstanceResult:
     gc_seconds: float | None = None
     duration_seconds: float | None = None
     read_only_verified: bool | None = None     # writes proven refused by a 405 (False: accepted on a restart)
+    tags_deleted: list[dict] = field(default_factory=list)   # retention: {"repository", "tag", "digest"}
     warnings: list[str] = field(default_factory=list, repr=False)
     lock_held: bool = field(default=False, repr=False)
     interrupted: bool = field(default=False, repr=False)

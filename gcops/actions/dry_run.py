@@ -22,6 +22,7 @@ from gcops.maintenance.collect import RegistryGC
 from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.node import Node, enter_command_for, plan_for
 from gcops.registry import storage, untagged
+from gcops.retention import RetentionStep
 
 LONG_ARGUMENT = 160
 
@@ -74,6 +75,11 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             _step(steps, first.address, "measure", hostside.storage_check_command(root, storage.measure_command(root)))
             if opts.delete_untagged:
                 _step(steps, first.address, "find_untagged", untagged.listing_command(root))
+            retention = None
+            if opts.retention and instance.retention and not first.facts.empty_storage:   # hook(retention)
+                retention = RetentionStep(instance.retention)
+                _step(steps, first.address, "plan_retention", retention.listing_command(root))
+                retention.prepare(first.host, root, first.facts.registry.storage_driver)   # reads; may refuse
             # hook(concurrent): the mark runs before the window; the delta and sweep replace the GC in it
             collector = (ConcurrentGC(instance, None, run_id=run_id) if opts.mode == "concurrent"
                          else RegistryGC(instance, None))
@@ -90,6 +96,16 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 _step(steps, node.address, "enter", command,
                       f"the read-only config ({len(new)} bytes)" if new is not None else None)
                 _step(steps, node.address, "verify", hostside.check_command(node.plan))
+            if retention is not None and retention.planned:   # hook(retention): what RetentionStep.apply sends
+                affected = retention.affected()
+                _step(steps, first.address, "retention", retention.listing_command(root, only_named=True),
+                      f"the {len(affected)} repositories with planned deletions, to evaluate the rules again")
+                _step(steps, first.address, "retention", retention.delete_command(root),
+                      "repository<TAB>tag<TAB>digest of the planned tags still due and still pointing there: "
+                      + ", ".join(f"{d.repository}:{d.tag} ({d.digest}, {d.rule})" for d in retention.planned))
+                _step(steps, first.address, "retention", untagged.listing_command(root, repos=affected))
+                _step(steps, first.address, "retention", retention.unlink_command(root),
+                      "repository<TAB>digest of the manifests the deleted tags leave untagged")
             if opts.delete_untagged:
                 _step(steps, first.address, "delete_untagged",
                       f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",

@@ -20,12 +20,13 @@ from gcops.maintenance import gc_command, ssh_settings
 from gcops.registry import storage
 from gcops.registry.gc_output import GCOutputParser
 from gcops.registry.untagged import UntaggedScan
+from gcops.retention import RetentionRefused, RetentionStep
 
 
-def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
+def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: bool = True) -> dict:
     log = structlog.get_logger().bind(instance=instance.name, host=instance.hosts[0])
     out = {"name": instance.name, "mode": instance.mode, "eligible_blobs": None, "eligible_manifests": None,
-           "reclaimable_bytes": None, "storage_bytes": None, "error": None}
+           "reclaimable_bytes": None, "storage_bytes": None, "retention": {"delete": []}, "error": None}
     try:
         host = connect(instance.hosts[0], ssh_settings(instance))
     except HostError as exc:
@@ -42,6 +43,15 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
         if facts.empty_storage:
             out.update(eligible_blobs=0, eligible_manifests=0, reclaimable_bytes=0)
             return out
+        step = None
+        if retention and instance.retention:
+            step = RetentionStep(instance.retention, log)
+            try:
+                out["retention"]["delete"] = [d.to_dict() for d in step.prepare(host, root,
+                                                                                facts.registry.storage_driver)]
+            except RetentionRefused as exc:
+                out["retention"]["delete"] = [d.to_dict() for d in step.planned]
+                raise preflight.Refused(str(exc)) from exc
         with tempfile.TemporaryFile() as spool:
             parser = GCOutputParser(on_eligible_blob=lambda d: spool.write(d.encode("ascii") + b"\n"))
             code, tail = host.stream(gc_command(instance, dry_run=True), parser.feed, cancel=cancel)
@@ -49,12 +59,19 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
             if code != 0:
                 raise HostError(f"GC dry-run exited {code}: {' | '.join(tail[-3:])}")
             extra, manifests, links = set(), 0, 0
-            if delete_untagged:
+            if delete_untagged or (step and step.planned):
                 # the registry's own -m would count children of tagged indexes; gcops' safe set instead
                 scan = UntaggedScan(host, root)
-                doomed = scan.find()
+                untagged = scan.find()
+                doomed = untagged if delete_untagged else {}
+                if step and step.planned:
+                    # what retention's deleted tags leave untagged: GC frees it in the same run
+                    for repo, digests in step.left_untagged(scan).items():
+                        doomed[repo] = doomed.get(repo, set()) | digests
+                    links = step.removal_bytes(host, root, doomed)
+                else:
+                    links = scan.links_bytes(doomed)
                 manifests = sum(len(d) for d in doomed.values())
-                links = scan.links_bytes(doomed)
                 spool.seek(0)
                 extra = scan.freed(doomed) - {line.strip().decode("ascii").removeprefix("sha256:")
                                                for line in spool if line.strip()}
@@ -66,7 +83,8 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
         out["eligible_blobs"] = (summary.blobs_eligible or 0) + len(extra)
         out["eligible_manifests"] = (summary.manifests_eligible or 0) + manifests
         out["reclaimable_bytes"] = int(sized or 0) + links
-        log.info("planned", **{k: v for k, v in out.items() if k not in ("name", "error")})
+        log.info("planned", tags_deleted=len(out["retention"]["delete"]),
+                 **{k: v for k, v in out.items() if k not in ("name", "error", "retention")})
     except preflight.Refused as exc:
         out["error"] = f"refused: {exc}"
     except Cancelled:
@@ -81,11 +99,11 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel) -> dict:
 
 
 def plan(config: Config, targets: Sequence[str], delete_untagged: bool | None = None,
-         parallel: int | None = None) -> dict:
+         parallel: int | None = None, retention: bool = True) -> dict:
     instances = config.select(targets)
     with cancel_on_signals() as cancel:
         results = map_parallel(
             lambda inst: plan_instance(inst, inst.delete_untagged if delete_untagged is None else delete_untagged,
-                                       cancel),
+                                       cancel, retention),
             instances, parallel or config.settings.parallel)
     return {"instances": results}

@@ -22,6 +22,7 @@ class RunRequest:
     delete_untagged: bool | None = None
     max_window: float | None = None
     parallel: int | None = None
+    retention: bool = True               # False: --no-retention
 
 
 def options_for(instance: Instance, request: RunRequest) -> RunOptions:
@@ -29,6 +30,7 @@ def options_for(instance: Instance, request: RunRequest) -> RunOptions:
         mode=request.mode or instance.mode,
         delete_untagged=instance.delete_untagged if request.delete_untagged is None else request.delete_untagged,
         max_window=request.max_window or instance.max_window,
+        retention=request.retention,
     )
 
 

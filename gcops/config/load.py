@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gcops.textfiles import TextFileError, read_toml
-from gcops.config.model import LOCAL_HOST, Config, ConfigError, Hooks, Instance, Settings
+from gcops.config.model import LOCAL_HOST, Config, ConfigError, Hooks, Instance, RetentionRule, Settings
 from gcops.config.schema import (
     GCOPS, HOOKS, INSTANCE, INSTANCE_OVERRIDES, REQUIRED, SECTIONS, SSH, Invalid, Key, defaults,
 )
@@ -141,6 +141,7 @@ class _InstanceBuilder:
             ssh_config_file=self._ssh_config_file(given, merged, at, local),
             ssh_explicit=frozenset(k for k in ("user", "port", "identity_file") if k in given or k in self.ssh_given),
             probe=given.get("probe"),
+            retention=tuple(RetentionRule(**rule) for rule in given.get("retention", ())),
         )
 
     def _ssh_config_file(self, given: Mapping[str, Any], merged: Mapping[str, Any], at: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from re import Pattern
 
 from gcops.playbooks import Playbook
 from gcops.registry.probe import ProbeCredentials
@@ -47,6 +48,25 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class RetentionRule:
+    """One [[instance.retention]] rule; patterns are matched whole (``fullmatch``), None: not set."""
+
+    index: int                              # position in the instance's retention array
+    name_regex: Pattern[str] | None
+    repositories: Pattern[str] | None = None
+    name_regex_keep: Pattern[str] | None = None
+    keep_n: int | None = None
+    older_than: float | None = None         # seconds
+    age_from: str = "pushed"                # or "created"
+    allow_empty: bool = False
+
+    @property
+    def label(self) -> str:
+        """How plans, refusals and logs name the rule: ``retention[0]``."""
+        return f"retention[{self.index}]"
+
+
+@dataclass(frozen=True)
 class Instance:
     """One registry storage and the host(s) writing to it, with every setting resolved."""
 
@@ -67,6 +87,7 @@ class Instance:
     ssh_config_file: Path | None = None        # [ssh] config_file, None when absent
     ssh_explicit: frozenset[str] = frozenset()  # user/port/identity_file set in the gcops config (win over ssh_config)
     probe: ProbeCredentials | None = None   # [instance.probe]
+    retention: tuple[RetentionRule, ...] = ()
 
     @property
     def is_local(self) -> bool:

@@ -8,6 +8,7 @@ value, so a default can never bypass a check.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -331,6 +332,93 @@ HOOKS: dict[str, Key] = {
     "on_error": text("", empty_is_none=True, doc="shell command run on the gcops machine when a run fails"),
 }
 
+AGE_PATTERN = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_age(text: str) -> float:
+    """Give the seconds in an AGE like ``14d``, ``2w``, ``36h`` or ``1d12h`` (a DURATION that also takes
+    days and weeks). Raises ValueError saying what an age looks like, or that it must be > 0."""
+    match = AGE_PATTERN.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError(f"invalid age {text!r}: expected a number with a unit, like '14d', '2w', '36h' or '1d12h'")
+    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = float((((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds)
+    if total <= 0:
+        raise ValueError(f"invalid age {text!r}: must be longer than zero")
+    return total
+
+
+def age(default: Any = ABSENT, doc: str = "") -> Key:
+    def parse(value: str, base: Path) -> float:
+        try:
+            return parse_age(value)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+
+    return Key("an age string like '14d', '2w' or '36h'", (str,), parse, default, doc)
+
+
+def regex(default: Any = ABSENT, doc: str = "") -> Key:
+    """A regular expression, matched against the whole name (anchored, like GitLab's RE2 ``\\A...\\z``)."""
+
+    def parse(value: str, base: Path) -> re.Pattern[str] | None:
+        if value == "":
+            return None
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            raise Invalid(f"invalid regular expression {value!r}: {exc}") from None
+
+    return Key("a regular expression string", (str,), parse, default, doc)
+
+
+# One [[instance.retention]] rule (GitLab cleanup-policy semantics, see gcops/retention/policy.py).
+RETENTION: dict[str, Key] = {
+    "repositories": regex(".*", doc="which repositories the rule covers (anchored; default every one)"),
+    "name_regex": regex(REQUIRED, doc="tags that may be deleted (anchored)"),
+    "name_regex_keep": regex("", doc="tags never deleted (anchored; keep wins); empty: none"),
+    "keep_n": integer(ABSENT, low=0, doc="the newest N candidates per repository are kept"),
+    "older_than": age(ABSENT, doc="only candidates older than this are deleted"),
+    "age_from": choice(("pushed", "created"), "pushed", doc="push time in the storage, or the image config's created"),
+    "allow_empty": boolean(False, doc="may this rule leave a repository with no tag?"),
+}
+
+
+def retention_rules(doc: str = "") -> Key:
+    """An array of retention tables, each checked against RETENTION; every problem is reported."""
+
+    def parse(values: list[Any], base: Path) -> tuple[dict[str, Any], ...]:
+        rules, problems = [], []
+        for index, raw in enumerate(values):
+            at = f"[{index}]"
+            if not isinstance(raw, dict):
+                problems.append((at, f"expected a table ([[instance.retention]]), got {describe_value(raw)}"))
+                continue
+            rule: dict[str, Any] = {"index": index}
+            for name, value in raw.items():
+                key = RETENTION.get(name)
+                if key is None:
+                    close = difflib.get_close_matches(name, list(RETENTION), n=1)
+                    hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(RETENTION)}"
+                    problems.append((f"{at}.{name}", f"unknown key ({hint})"))
+                    continue
+                try:
+                    rule[name] = key.convert(value, base)
+                except Invalid as exc:
+                    problems.extend((f"{at}.{name}{sub}", message) for sub, message in exc.problems)
+            for name, key in RETENTION.items():
+                if key.default is REQUIRED and name not in raw:
+                    problems.append((f"{at}.{name}", "required key is missing"))
+                elif name not in rule and key.default is not ABSENT and key.default is not REQUIRED:
+                    rule[name] = key.convert(key.default, base)
+            rules.append(rule)
+        if problems:
+            raise Invalid(problems[0][1], problems[0][0], problems)
+        return tuple(rules)
+
+    return Key("an array of tables ([[instance.retention]])", (list,), parse, ABSENT, doc)
+
+
 # [gcops] keys an instance may override; every [ssh] key may be overridden too.
 INSTANCE_OVERRIDES = ("mode", "delete_untagged", "max_window")
 
@@ -343,6 +431,7 @@ INSTANCE: dict[str, Key] = {
     **SSH,
     **{key: GCOPS[key] for key in INSTANCE_OVERRIDES},
     "probe": probe_table(doc="credentials with push rights, to verify read-only behind authentication"),
+    "retention": retention_rules(doc="cleanup policy rules applied before GC"),
 }
 
 # Top-level tables; "instance" is an array of tables.

@@ -21,6 +21,7 @@ from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import storage
 from gcops.registry.config_file import RegistryConfigError
+from gcops.retention import RetentionStep
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 
@@ -29,6 +30,7 @@ class RunOptions:
     mode: str
     delete_untagged: bool
     max_window: float
+    retention: bool = True      # hook(retention): False with --no-retention
 
 
 class InstanceCycle:
@@ -135,6 +137,12 @@ class InstanceCycle:
 
     def _prepare(self) -> None:
         """Work done while writes are still accepted: finding what the window will remove."""
+        if self.options.retention and self.instance.retention:   # hook(retention): may refuse, nothing touched
+            self._step("plan_retention", host=self.gc_node.address)
+            retention = RetentionStep(self.instance.retention, self.log)
+            retention.prepare(self.gc_node.host, self.gc_node.facts.storage_root,
+                              self.gc_node.facts.registry.storage_driver)
+            self.steps.append(retention)
         if self.options.delete_untagged:
             self._step("find_untagged", host=self.gc_node.address)
             untagged = UntaggedRemoval(self.gc_node, self.log)
@@ -216,6 +224,8 @@ class InstanceCycle:
             if self.result.read_only_verified is None:
                 self.result.read_only_verified = window.verified
         self.result.warnings = [w for node in self.nodes for w in node.warnings]
+        # hook(retention): tags gone are recorded whatever happened after
+        self.result.tags_deleted = [t for step in self.steps for t in getattr(step, "tags_deleted", [])]
         for warning in self.result.warnings:
             self.log.warning("read_only_not_verified", detail=warning)
         errors = self._node_notes()
@@ -226,7 +236,8 @@ class InstanceCycle:
         if errors:
             known = self.result.error or ""
             self.result.error = "; ".join([known] * bool(known) + [n for n in errors if n not in known])
-        touched = self.collected.started or any(getattr(step, "deleted", 0) for step in self.steps)
+        touched = (self.collected.started or any(getattr(step, "deleted", 0) for step in self.steps)
+                   or bool(self.result.tags_deleted))   # hook(retention)
         if before is not None and (self.result.status == OK or touched):
             try:
                 after = self._measure("measure_after")

@@ -35,13 +35,15 @@ class RepoManifests:
     tagged: set[str] = field(default_factory=set)             # hex digests some tag currently points to
 
 
-def listing_command(root: str, tags_only: bool = False) -> str:
-    """`path<TAB>link content` for revision links (unless tags_only) and tag current links."""
+def listing_command(root: str, tags_only: bool = False, repos: tuple[str, ...] = ()) -> str:
+    """`path<TAB>link content` for revision links (unless tags_only) and tag current links;
+    with `repos`, only under those repositories (missing ones are skipped)."""
     paths = "-path '*/_manifests/tags/*/current/link'"
     if not tags_only:
         paths = f"\\( -path '*/_manifests/revisions/sha256/*/link' -o {paths} \\)"
+    where = " ".join(shlex.quote(f"repositories/{r}") for r in repos if REPO.match(r)) or "repositories"
     return (f"cd {shlex.quote(root)}/docker/registry/v2 2>/dev/null || exit 0; "
-            f"find repositories {paths} -type f | "
+            f"find {where} {paths} -type f | "
             "awk '{ d = \"\"; getline d < $0; close($0); print $0 \"\\t\" d }'")
 
 
@@ -97,7 +99,12 @@ def parse_index_contents(text: str) -> dict[str, set[str]]:
 
 def protected(repo: RepoManifests, children_of: dict[str, set[str]]) -> set[str]:
     """Tagged manifests and everything an index among them reaches."""
-    seen, todo = set(), list(repo.tagged)
+    return reached(repo.tagged, children_of)
+
+
+def reached(digests: set[str], children_of: dict[str, set[str]]) -> set[str]:
+    """`digests` and every manifest an index among them reaches, recursively."""
+    seen, todo = set(), list(digests)
     while todo:
         digest = todo.pop()
         if digest in seen:
@@ -243,12 +250,24 @@ class UntaggedScan:
             return 0
         return int(self.host.run(links_size_command(self.root), input=data, timeout=None).text.strip() or 0)
 
+    def reach(self, digests: set[str]) -> set[str]:
+        """`digests` and every manifest an index among them reaches, reading index blobs as needed."""
+        while True:
+            found = reached(digests, self.children_of)
+            need = found - self.read
+            if not need:
+                return found
+            self._read(need)
+
+    def _read(self, need: set[str]) -> None:
+        out = self.host.run(index_contents_command(self.root),
+                            input=("\n".join(sorted(need)) + "\n").encode("ascii"), timeout=None).text
+        self.children_of.update(parse_index_contents(out))
+        self.read |= need
+
     def _read_indexes(self) -> None:
         while True:
             need = unread(self.repos, self.children_of, self.read)
             if not need:
                 return
-            out = self.host.run(index_contents_command(self.root),
-                                input=("\n".join(sorted(need)) + "\n").encode("ascii"), timeout=None).text
-            self.children_of.update(parse_index_contents(out))
-            self.read |= need
+            self._read(need)

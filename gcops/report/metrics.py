@@ -46,6 +46,7 @@ STORAGE = "gcops_storage_bytes"
 WINDOW = "gcops_readonly_window_seconds"
 GC_DURATION = "gcops_gc_duration_seconds"
 BLOBS_DELETED = "gcops_blobs_deleted"
+TAGS_DELETED = "gcops_tags_deleted"
 
 # name -> (help, extra label names)
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -59,6 +60,7 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     WINDOW: ("Seconds the registry refused writes during the last garbage collection.", ()),
     GC_DURATION: ("Seconds the last registry garbage-collect took.", ()),
     BLOBS_DELETED: ("Blobs deleted by the last garbage collection.", ()),
+    TAGS_DELETED: ("Tags deleted by retention rules in the last successful run.", ()),
 }
 
 # Gauge (and its extra labels) fed by each figure of an instance result.
@@ -69,6 +71,7 @@ _FIGURES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("window_seconds", WINDOW, {}),
     ("gc_seconds", GC_DURATION, {}),
     ("blobs_deleted", BLOBS_DELETED, {}),
+    ("tags_deleted", TAGS_DELETED, {}),
 )
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels)
@@ -131,6 +134,8 @@ def updated_series(previous: dict[SeriesKey, float], run: dict) -> dict[SeriesKe
         series[last_success] = finished if ok else series.get(last_success, 0.0)
         for field, metric, extra in _FIGURES if ok else ():
             value = result.get(field)
+            if field == "tags_deleted" and isinstance(value, list):
+                value = len(value)
             if _is_number(value):
                 series[_key(metric, {**instance, **extra})] = float(value)
     return series

@@ -13,7 +13,7 @@ BYTE_FIGURES = (
     "storage_bytes_before", "storage_bytes_after", "reclaimed_bytes",
     "fs_used_bytes_before", "fs_used_bytes_after",
 )
-COUNT_FIGURES = ("blobs_before", "blobs_after", "blobs_deleted", "manifests_deleted")
+COUNT_FIGURES = ("blobs_before", "blobs_after", "blobs_deleted", "manifests_deleted", "tags_deleted")
 SECOND_FIGURES = ("window_seconds", "gc_seconds", "duration_seconds")
 FIGURES = BYTE_FIGURES + COUNT_FIGURES + SECOND_FIGURES
 
@@ -43,6 +43,8 @@ class ResultRow:
 
     def figure(self, key: str) -> int | float | None:
         value = self.result.get(key)
+        if key == "tags_deleted":   # a list of {"repository", "tag", "digest"}; absent in older runs: unknown
+            return len(value) if isinstance(value, list) else None
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
@@ -117,6 +119,7 @@ HUMAN_COLUMNS = (
     ("Before", "storage_bytes_before"),
     ("After", "storage_bytes_after"),
     ("Reclaimed", "reclaimed_bytes"),
+    ("Tags deleted", "tags_deleted"),
     ("Blobs deleted", "blobs_deleted"),
     ("Manifests deleted", "manifests_deleted"),
     ("Read-only window", "window_seconds"),

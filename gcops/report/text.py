@@ -15,6 +15,7 @@ _FIGURE_COLUMNS = (
     (Column("Duration", right=True, drop_order=2), "duration_seconds"),
     (Column("Blobs deleted", right=True, drop_order=4), "blobs_deleted"),
     (Column("Manifests deleted", right=True, drop_order=5), "manifests_deleted"),
+    (Column("Tags deleted", right=True, drop_order=6), "tags_deleted"),
 )
 _ERROR = Column("Error", drop_order=9, fold=True)
 

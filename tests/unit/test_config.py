@@ -73,7 +73,7 @@ def test_sample_config_documents_every_key():
     for section, keys in SECTIONS.items():
         assert re.search(rf"^\[\[?{section}\]\]?$", text, re.M), section
         for key in keys:
-            pattern = rf"^(#? ?{key} = |\[{section}\.{key}\]$)"  # a key, or a sub-table like [instance.vars]
+            pattern = rf"^(#? ?{key} = |\[\[?{section}\.{key}\]\]?$)"  # a key, or a sub-table like [instance.vars]
             assert re.search(pattern, text, re.M), f"{section}.{key} is not in the sample"
 
 

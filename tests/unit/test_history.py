@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timezone
 
@@ -118,7 +119,7 @@ def test_schema_version_is_set(tmp_path):
     record_run(tmp_path, RUN_1)
 
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == 2
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -141,7 +142,8 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
 
 
 def test_appended_migration_upgrades_an_existing_database(tmp_path, monkeypatch):
-    record_run(tmp_path, RUN_1)  # a version 1 database
+    record_run(tmp_path, RUN_1)  # a database at the current version
+    base = history.schema_version()
 
     def v2_add_operator(db):
         db.execute("ALTER TABLE runs ADD COLUMN operator TEXT")
@@ -152,13 +154,14 @@ def test_appended_migration_upgrades_an_existing_database(tmp_path, monkeypatch)
     assert load_runs(tmp_path) == [RUN_1]  # reading upgrades
     record_run(tmp_path, RUN_2)
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == base + 1
         assert db.execute("SELECT operator FROM runs ORDER BY run_id").fetchall() == [
             ("unknown",), (None,)]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch):
     record_run(tmp_path, RUN_1)
+    base = history.schema_version()
 
     def v2_broken(db):
         db.execute("ALTER TABLE runs ADD COLUMN operator TEXT")
@@ -170,7 +173,32 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch
     monkeypatch.undo()
 
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == base
         columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
     assert "operator" not in columns
     assert load_runs(tmp_path) == [RUN_1]
+
+
+def test_tags_deleted_is_a_column_and_older_databases_upgrade_to_unknown(tmp_path, monkeypatch):
+    # a gcops from before retention: schema version 1, no tags_deleted column
+    new_row = history._instance_row
+    monkeypatch.setattr(history, "MIGRATIONS", history.MIGRATIONS[:1])
+    monkeypatch.setattr(history, "_INSTANCE_COLUMNS", history._INSTANCE_COLUMNS[:-1])
+    monkeypatch.setattr(history, "_instance_row", lambda *args: new_row(*args)[:-2] + new_row(*args)[-1:])
+    old_run = json.loads(json.dumps(RUN_1))
+    for result in old_run["instances"]:
+        result.pop("tags_deleted", None)
+    record_run(tmp_path, old_run)
+    monkeypatch.undo()
+
+    new_run = json.loads(json.dumps(RUN_2))
+    new_run["instances"][0]["tags_deleted"] = [{"repository": "g/app", "tag": "dev-1", "digest": "sha256:" + "a" * 64},
+                                               {"repository": "g/app", "tag": "dev-2", "digest": "sha256:" + "b" * 64}]
+    record_run(tmp_path, new_run)        # upgrades the database, then records
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        counts = db.execute("SELECT run_id, tags_deleted FROM instance_results WHERE position = 0"
+                            " ORDER BY run_id").fetchall()
+    assert counts == [(old_run["run_id"], None), (new_run["run_id"], 2)]
+    runs = load_runs(tmp_path)
+    assert "tags_deleted" not in runs[0]["instances"][0]
+    assert runs[1]["instances"][0]["tags_deleted"] == new_run["instances"][0]["tags_deleted"]
