@@ -28,6 +28,7 @@ for old in "$BASE"/concurrent-*; do
   [ -d "$old" ] && [ "$old" != "$W" ] || continue
   pid=$(cat "$old/gc.pid" 2>/dev/null)
   [ -n "$pid" ] && alive "$pid" && continue
+  [ "$(cat "$BASE/lock/run_id" 2>/dev/null)" = "${old##*/concurrent-}" ] && continue   # in its window
   if [ -e "$old/collected" ] || [ -n "$(find "$old" -prune -mtime +0 2>/dev/null)" ]; then
     rm -f "$ROOT/.gcops-mark-${old##*/concurrent-}"
     rm -rf "$old"
