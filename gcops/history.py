@@ -81,8 +81,21 @@ def _v2_tags_deleted(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE instance_results ADD COLUMN tags_deleted INTEGER")
 
 
+def _v3_storage_owners(db: sqlite3.Connection) -> None:
+    # which instance last worked each storage (by its gcops-storage-id), so that a second
+    # instance on the same storage is noticed across runs (shared_storage.py)
+    db.execute("""
+        CREATE TABLE storage_owners (
+            storage_id  TEXT PRIMARY KEY,
+            instance    TEXT NOT NULL,
+            run_id      TEXT NOT NULL,
+            seen_at     TEXT NOT NULL        -- ISO 8601, UTC
+        )""")
+
+
 # MIGRATIONS[i] upgrades a database at user_version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_tags_deleted]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial_schema, _v2_tags_deleted,
+                                                          _v3_storage_owners]
 
 
 def schema_version() -> int:
@@ -315,5 +328,36 @@ def load_runs(state_dir: Path, *, since: datetime | None = None, until: datetime
         return runs
     except (sqlite3.Error, ValueError) as exc:
         raise HistoryError(f"{db_path(state_dir)}: cannot read history: {exc}") from None
+    finally:
+        db.close()
+
+
+def storage_owner(state_dir: Path, storage_id: str) -> dict | None:
+    """{"instance", "run_id", "seen_at"} of the instance that last worked this storage, or None
+    (also when there is no history yet). Raises HistoryError when the database cannot be read."""
+    if not db_path(state_dir).exists():
+        return None
+    db = _open(state_dir, for_writing=False)
+    try:
+        row = db.execute("SELECT instance, run_id, seen_at FROM storage_owners WHERE storage_id = ?",
+                         (storage_id,)).fetchone()
+    except sqlite3.Error as exc:
+        raise HistoryError(f"{db_path(state_dir)}: cannot read history: {exc}") from None
+    finally:
+        db.close()
+    return None if row is None else {"instance": row[0], "run_id": row[1], "seen_at": row[2]}
+
+
+def record_storage_owner(state_dir: Path, storage_id: str, instance: str, run_id: str,
+                         seen_at: datetime) -> None:
+    """Remember that `instance` worked the storage `storage_id` in `run_id`. Raises HistoryError."""
+    db = _open(state_dir, for_writing=True)
+    try:
+        db.execute("INSERT OR REPLACE INTO storage_owners (storage_id, instance, run_id, seen_at)"
+                   " VALUES (?, ?, ?, ?)",
+                   (storage_id, instance, run_id,
+                    _as_utc(seen_at).strftime("%Y-%m-%dT%H:%M:%SZ")))
+    except sqlite3.Error as exc:
+        raise HistoryError(f"{db_path(state_dir)}: cannot record storage owner: {exc}") from None
     finally:
         db.close()

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install everything gcops, its demo and its test suite need on Debian (run as root):
-# the real registry, skopeo, OpenSSH, and a virtualenv (.venv) with gcops in it.
+# the real registry, skopeo, OpenSSH, busybox, dash and shellcheck (the host scripts are tested
+# under dash and BusyBox sh, and linted), and a virtualenv (.venv) with gcops in it.
 set -eu
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive

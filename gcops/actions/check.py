@@ -5,7 +5,7 @@ from typing import Sequence
 
 import structlog
 
-from gcops import preflight
+from gcops import preflight, shared_storage
 from gcops.actions.common import map_parallel
 from gcops.config import Config, Instance
 from gcops.hosts import HostError, connect
@@ -39,4 +39,14 @@ def check_instance(instance: Instance) -> dict:
 def check(config: Config, targets: Sequence[str], parallel: int | None = None) -> dict:
     instances = config.select(targets)
     results = map_parallel(check_instance, instances, parallel or config.settings.parallel)
+    # hook(portable): a storage another targeted instance shares (ids only read, never created)
+    sightings = map_parallel(lambda i: shared_storage.sight(i, create=False), instances,
+                             parallel or config.settings.parallel)
+    refusals = shared_storage.screen(config, sightings, structlog.get_logger()).refusals
+    for result, seen in zip(results, sightings):
+        if seen.storage_id:
+            why = refusals.get(result["name"])
+            result["checks"].append(preflight.Check("shared_storage", why is None,
+                                                    why or f"{seen.storage_id}: no other instance").to_dict())
+            result["ok"] = result["ok"] and why is None
     return {"instances": results}

@@ -13,7 +13,9 @@ import difflib
 import hashlib
 import shlex
 
-from gcops import hostside, preflight
+import structlog
+
+from gcops import hostside, preflight, shared_storage
 from gcops.actions.run import RunRequest, options_for
 from gcops.config import Config, Instance
 from gcops.hosts import HostError, connect
@@ -132,5 +134,12 @@ def dry_run(config: Config, request: RunRequest) -> dict:
     from gcops.results import new_run_id
 
     run_id = new_run_id()
-    return {"dry_run": True, "run_id": run_id,
-            "instances": [describe_instance(i, request, run_id) for i in config.select(request.targets)]}
+    instances = config.select(request.targets)
+    # hook(portable): the shared-storage refusal a real run would make (ids only read, never created)
+    shared = shared_storage.screen(config, [shared_storage.sight(i, create=False) for i in instances],
+                                   structlog.get_logger()).refusals
+    described = [describe_instance(i, request, run_id) for i in instances]
+    for d in described:
+        if d["name"] in shared and not d["refused"]:
+            d["refused"] = shared[d["name"]]
+    return {"dry_run": True, "run_id": run_id, "instances": described}

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import structlog
 
-from gcops import history, hooks
+from gcops import history, hooks, shared_storage
 from gcops.actions.common import cancel_on_signals, map_parallel
 from gcops.config import Config, Instance
 from gcops.maintenance import InstanceCycle, RunOptions
@@ -48,7 +48,17 @@ def run(config: Config, request: RunRequest,
     parallel = request.parallel or config.settings.parallel
     log.info("run_started", run_id=run_id, instances=[i.name for i in instances], parallel=parallel)
     with cancel_on_signals() as cancel:
+        # hook(portable): before any instance's cycle starts (so before any window opens), read every
+        # targeted instance's storage id; instances sharing a storage are refused (shared_storage.py).
+        # A pre-phase, not a barrier inside the cycles: with --parallel < instances a barrier deadlocks.
+        screening = shared_storage.screen(
+            config, map_parallel(lambda i: shared_storage.sight(i, create=True), instances, parallel), log)
+
         def work(instance: Instance) -> InstanceResult:
+            if instance.name in screening.refusals:   # hook(portable)
+                opts = options_for(instance, request)
+                return shared_storage.refused_result(instance, opts.mode, opts.delete_untagged,
+                                                     screening.refusals[instance.name])
             if cancel.is_set():
                 result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                         playbook=instance.playbook.name, mode=options_for(instance, request).mode,
@@ -63,6 +73,7 @@ def run(config: Config, request: RunRequest,
     code = exit_code_for(results, interrupted)
     doc = run_document("run", run_id, started, datetime.now(timezone.utc), False, results, code)
     _record(config, doc, log)
+    shared_storage.remember(state_dir, screening, results, run_id, started, log)   # hook(portable)
     hooks.run_hook("after", config.hooks.after, doc, log=log)
     if code != 0:
         hooks.run_hook("on_error", config.hooks.on_error, doc, log=log)

@@ -1,16 +1,22 @@
-"""Measure a filesystem-driver storage tree on its host: one command, one pass.
+"""Measure a filesystem-driver storage tree on its host: one static script, one pass.
 
-`measure_command` walks the tree once with `find -printf` (blocks per entry,
-as `du -sB1` counts them) and counts blob `data` files on the way; `df` gives
-the filesystem's used bytes. `parse_measurement` is pure and tested with
-recorded outputs.
+`measure_command` runs `gcops/hostside/sh/measure.sh` (POSIX sh; GNU tools and
+BusyBox applets alike): one `find ... -exec stat` walk sums allocated blocks
+per entry, directories included, as `du -sB1` counts them, and counts blob
+`data` files on the way; `stat -f` gives the filesystem's used bytes.
+`parse_measurement` is pure and tested with recorded outputs. A figure that
+could not be measured raises MeasurementError; it never reads as 0.
 """
 from __future__ import annotations
 
-import shlex
+import re
 from dataclasses import dataclass
 
+from gcops.hostside import scripts
+
 BLOB_DATA = "docker/registry/v2/blobs/sha256/"
+_FIELDS = ("fs_used_bytes", "tree_bytes", "blobs")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 class MeasurementError(Exception):
@@ -25,38 +31,41 @@ class StorageSnapshot:
 
 
 def measure_command(storage_root: str) -> str:
-    """Shell command printing `df_used` then `tree_bytes blob_count`."""
-    root = shlex.quote(storage_root)
-    # %b is 512-byte blocks per entry, the unit du itself sums; directories
-    # count too, as in du. awk keeps two numbers, not the listing.
-    awk = ("awk '{s += $1} "
-           "/^[0-9]+ docker\\/registry\\/v2\\/blobs\\/sha256\\/[0-9a-f][0-9a-f]\\/[0-9a-f]+\\/data$/ {n++} "
-           "END {printf \"%.0f %d\\n\", s * 512, n}'")
-    return (f"cd {root} && df -P -B1 . | awk 'NR==2 {{print $3}}' && "
-            f"find . -printf '%b %P\\n' | {awk}")
+    """Shell command printing `fs_used_bytes=`, `tree_bytes=`, `blobs=` lines for `storage_root`
+    (exits non-zero, with a line on stderr, when it cannot measure)."""
+    return scripts.command("measure", storage_root)
 
 
 def parse_measurement(output: str) -> StorageSnapshot:
-    """Parse `measure_command` output. Raises MeasurementError."""
-    lines = [line for line in output.split("\n") if line.strip() and "=" not in line]  # key=value: other facts
+    """The snapshot in `measure_command` output (other key=value lines are ignored).
+    Raises MeasurementError when a figure is missing or not a whole number."""
+    kv: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            kv[key.strip()] = value.strip()
     try:
-        fs_used = int(lines[0].strip())
-        tree_bytes, blobs = (int(x) for x in lines[1].split())
-    except (IndexError, ValueError) as exc:
-        raise MeasurementError(f"unexpected measurement output: {output.strip()[:200]!r}") from exc
-    return StorageSnapshot(storage_bytes=tree_bytes, fs_used_bytes=fs_used, blobs=blobs)
+        fs_used, tree, blobs = (int(kv[k]) for k in _FIELDS)
+    except (KeyError, ValueError) as exc:
+        raise MeasurementError(f"unexpected measurement output: {output.strip()[-200:]!r}") from exc
+    if min(fs_used, tree, blobs) < 0:
+        raise MeasurementError(f"negative figure in measurement output: {output.strip()[-200:]!r}")
+    return StorageSnapshot(storage_bytes=tree, fs_used_bytes=fs_used, blobs=blobs)
 
 
 def blob_paths_input(digests) -> bytes:
-    """NUL-separated blob directory paths relative to the storage root, for `du --files0-from`."""
+    """Blob directory paths relative to the storage root, one per line, for `blobs_size_command`.
+    Raises MeasurementError for a digest that is not `sha256:<hex>`."""
     out = bytearray()
     for digest in digests:
-        hexpart = digest.split(":", 1)[-1]
-        out += f"{BLOB_DATA}{hexpart[:2]}/{hexpart}\0".encode("ascii")
+        algo, _, hexpart = digest.rpartition(":")
+        if algo not in ("", "sha256") or len(hexpart) < 3 or not _HEX.fullmatch(hexpart):
+            raise MeasurementError(f"not a sha256 blob digest: {digest!r}")
+        out += f"{BLOB_DATA}{hexpart[:2]}/{hexpart}\n".encode("ascii")
     return bytes(out)
 
 
 def blobs_size_command(storage_root: str) -> str:
-    """Shell command summing on-disk bytes of the blob dirs named on stdin (NUL-separated)."""
-    return (f"cd {shlex.quote(storage_root)} && du -scB1 --files0-from=- 2>/dev/null | tail -n 1 | "
-            "awk '{print $1}'")
+    """Shell command printing the on-disk bytes (du -sB1 semantics) of the blob dirs named on
+    stdin (`blob_paths_input`); a dir already gone counts 0; exits non-zero when it cannot sum."""
+    return scripts.command("blob_bytes", storage_root)

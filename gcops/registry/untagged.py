@@ -25,6 +25,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from gcops.hostside import scripts
+
 HEX = re.compile(r"^[0-9a-f]{64}$")
 REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
@@ -143,13 +145,9 @@ def delete_command(root: str) -> str:
 
 
 def links_size_command(root: str) -> str:
-    """stdin: `repo<TAB>hex` lines; on-disk bytes of the links `delete_command` would remove."""
-    return (f"cd {shlex.quote(root)}/docker/registry/v2 || exit 1; tab=$(printf '\\t'); "
-            "while IFS=\"$tab\" read -r repo hex; do "
-            "for p in \"repositories/$repo/_manifests/revisions/sha256/$hex\" "
-            "\"repositories/$repo\"/_manifests/tags/*/index/sha256/\"$hex\"; do "
-            "[ -e \"$p\" ] && printf '%s\\0' \"$p\"; done; done | "
-            "du -scB1 --files0-from=- 2>/dev/null | tail -n 1 | awk '{print $1}'")
+    """stdin: `repo<TAB>hex` lines; on-disk bytes of the links `delete_command` would remove
+    (hostside/sh/link_bytes.sh: GNU and BusyBox alike; exits non-zero when it cannot sum)."""
+    return scripts.command("link_bytes", root)
 
 
 def delete_input(doomed: dict[str, set[str]]) -> bytes:
@@ -248,7 +246,7 @@ class UntaggedScan:
         data = delete_input(doomed)
         if not data:
             return 0
-        return int(self.host.run(links_size_command(self.root), input=data, timeout=None).text.strip() or 0)
+        return int(self.host.run(links_size_command(self.root), input=data, timeout=None).text.strip())
 
     def reach(self, digests: set[str]) -> set[str]:
         """`digests` and every manifest an index among them reaches, reading index blobs as needed."""

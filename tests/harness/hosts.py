@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from . import netns
-from .kinds import HOST_PATH, KINDS, registry_config as _registry_config, setup_script
+from .kinds import BUSYBOX_APPLETS, HOST_PATH, KINDS, registry_config as _registry_config, setup_script
 from .netns import HarnessError, cleanup_stale  # noqa: F401  (re-exported)
 from .sshd import make_client_key, new_host_key, sshd_config, write_known_hosts, combine_known_hosts  # noqa: F401
 
@@ -244,8 +244,11 @@ def _poll_quiet(cond, timeout: float) -> None:
 def start_host(name: str, kind: str = "distribution", *, storage_dir: Path | None = None,
                registry_config: str | None = None, extra_config: str = "", readonly: bool = False,
                base_dir: Path, client_key: Path, start_registry: bool = True, blobdescriptor: str = "inmemory",
-               config_files: dict[str, bytes] | None = None, tcp_forwarding: bool = True) -> TestHost:
-    """config_files: more files for the registry's config folder (e.g. an htpasswd), by name."""
+               config_files: dict[str, bytes] | None = None, tcp_forwarding: bool = True,
+               busybox: bool = False) -> TestHost:
+    """config_files: more files for the registry's config folder (e.g. an htpasswd), by name.
+    busybox: the host's find/du/df/stat/awk/sed/sort/... are BusyBox applets (first on PATH, for SSH
+    sessions too) and /bin/sh is BusyBox sh, as on Alpine."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
     base_dir = Path(base_dir).resolve()
@@ -274,6 +277,11 @@ def start_host(name: str, kind: str = "distribution", *, storage_dir: Path | Non
             (d / "config" / fname).write_bytes(data)
         tool = STANDINS / k.service_tool
         shutil.copy2(tool, d / "bin" / k.service_tool)
+        busybox_bin = shutil.which("busybox") if busybox else None
+        if busybox and not busybox_bin:
+            raise HarnessError("busybox=True needs busybox installed (apt-get install busybox)")
+        for applet in BUSYBOX_APPLETS if busybox_bin else ():
+            (d / "bin" / applet).symlink_to(busybox_bin)
         q = shlex.quote
         (d / "harness.env").write_text(
             f"BIN={q(k.binary)}\nCONFIG={q(k.config_path)}\nLOG={q(str(h.registry_log))}\n"
@@ -284,7 +292,8 @@ def start_host(name: str, kind: str = "distribution", *, storage_dir: Path | Non
         h.sshd_config.write_text(sshd_config(h.address, d / "ssh", tcp_forwarding))
         write_known_hosts(h.known_hosts, [(h.address, host_pub)])
         (d / "root.bashrc").write_text("# ~/.bashrc of a gcops test host (tests/harness): stock, nothing added\n")
-        (d / "setup.sh").write_text(setup_script(k, d, h.storage_dir, h.sshd_config, start_registry))
+        (d / "setup.sh").write_text(setup_script(k, d, h.storage_dir, h.sshd_config, start_registry,
+                                                  busybox=busybox_bin))
 
         h._start_sshd_proc(["ip", "netns", "exec", name_ns, "unshare", "-m", "--propagation", "private", "--",
                             sys.executable, "-c", _SUBREAPER, "/bin/sh", str(d / "setup.sh")],)

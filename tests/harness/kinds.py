@@ -6,6 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # sshd's default for root
+# A BusyBox host (Alpine, appliances): these tools are BusyBox applets, first on PATH (in the
+# host's /usr/local/sbin), and /bin/sh is BusyBox's ash. curl, ssh and the registry stay.
+BUSYBOX_APPLETS = (
+    "awk", "base64", "basename", "cat", "chmod", "chown", "cp", "cut", "date", "dd", "df", "dirname", "du",
+    "echo", "env", "expr", "false", "find", "grep", "head", "id", "kill", "ln", "ls", "md5sum", "mkdir",
+    "mktemp", "mv", "od", "printf", "readlink", "realpath", "rm", "rmdir", "sed", "seq", "sha256sum", "sleep",
+    "sort", "stat", "tail", "tee", "test", "timeout", "touch", "tr", "true", "uname", "uniq", "wc", "xargs",
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,10 @@ def registry_config(kind: Kind, *, readonly: bool = False, extra: str = "", blob
     return text
 
 
-def setup_script(kind: Kind, d: Path, storage_dir: Path, sshd_config: Path, start_registry: bool) -> str:
-    """The shell script a host's first process runs inside its fresh mount namespace (d: per-host dir)."""
+def setup_script(kind: Kind, d: Path, storage_dir: Path, sshd_config: Path, start_registry: bool,
+                 busybox: str | None = None) -> str:
+    """The shell script a host's first process runs inside its fresh mount namespace (d: per-host dir).
+    With `busybox` (the binary's path), /bin/sh (dash, which it points to) becomes BusyBox sh."""
     q = shlex.quote
     lines = [
         "set -eu",
@@ -94,6 +104,8 @@ def setup_script(kind: Kind, d: Path, storage_dir: Path, sshd_config: Path, star
         # a stock root .bashrc, as on a server: this machine's own sources pyenv (+0.15 s per SSH command)
         f"if [ -f /root/.bashrc ]; then mount --bind {q(str(d / 'root.bashrc'))} /root/.bashrc; fi",
     ]
+    if busybox:
+        lines.append(f"mount --bind {q(busybox)} \"$(readlink -f /bin/sh)\"")
     if kind.name == "omnibus":
         lines += [
             "mount -t tmpfs -o mode=0755 gcops-opt /opt",

@@ -119,7 +119,7 @@ def test_schema_version_is_set(tmp_path):
     record_run(tmp_path, RUN_1)
 
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == len(history.MIGRATIONS)
 
 
 def test_newer_schema_is_refused(tmp_path):

@@ -1,0 +1,213 @@
+"""Two configured instances on one storage: noticed before any window opens, and refused.
+
+Collecting one registry while another registry writes the same storage
+deletes what the other one is being pushed (layers uploaded before the
+manifest that references them). Instances that share a storage must be ONE
+instance with `hosts = [...]`, so that every writer goes read-only together.
+
+How a storage is recognised: a gcops-owned id (`gcops-storage-<32 hex>`) kept
+in the symlink `<root>/gcops-storage-id` (hostside/sh/storage_id.sh), created
+atomically at the first `run` and read by every instance that mounts the same
+storage, from any host (NFS, bind mounts, a SAN...).
+Trade-offs, and why this one: device+inode of the root only match on one host
+and collide across hosts (every fresh ext4 root is inode 2); a fingerprint of
+directory listings moves with every push, so two instances read a moment apart
+disagree. The id file is one entry beside (not inside) the registry's `docker/`
+tree that the registry never reads; as a short symlink it takes no disk block,
+so `du`-style figures do not move. Its limits: the first run creates it (a
+storage never run by gcops has none yet: `check` only reads it), and a root
+gcops cannot write gives no identity (logged; nothing is refused for it).
+
+Within one run (`screen`), every targeted instance's id is read in a pre-phase
+that ends before any instance's cycle starts; instances with the same id are
+all refused. Across runs, the instance that last collected each storage is
+kept in the history (`storage_owners`): an instance on a storage last collected
+by ANOTHER instance that is still in the config is refused too (the other one
+stays writable meanwhile); when that other name is gone from the config (a
+rename, or the two were merged into one HA instance) it is only a warning and
+the new name takes over. Refused, not warned: a warning in a nightly timer's
+log is read after the data is gone. Two names for the very same registry
+(same hosts, same config file) write nothing the other does not see
+read-only, so they are not refused (`writers`).
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from gcops import history
+from gcops.config import Config, Instance
+from gcops.hosts import connect
+from gcops.hostside import scripts
+from gcops.maintenance import ssh_settings
+from gcops.registry.config_file import parse_registry_config
+from gcops.results import OK, InstanceResult
+
+STORAGE_ID = re.compile(r"gcops-storage-[0-9a-f]{32}")
+
+
+class IdentityError(Exception):
+    """The storage's identity could not be read or created."""
+
+
+def new_storage_id() -> str:
+    return f"gcops-storage-{secrets.token_hex(16)}"
+
+
+def identity_command(storage_root: str, create: bool) -> str:
+    """Shell command printing `storage_id=<id>` (empty when none); with `create`, one is made first
+    when the storage has none."""
+    return scripts.command("storage_id", storage_root, new_storage_id() if create else "")
+
+
+def parse_identity(output: str) -> str | None:
+    """The id in `identity_command` output, None when the storage has none. Raises IdentityError."""
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "storage_id":
+            value = value.strip()
+            if not value:
+                return None
+            if STORAGE_ID.fullmatch(value):
+                return value
+            raise IdentityError(f"not a gcops storage id: {value[:80]!r}")
+    raise IdentityError(f"unexpected output: {output.strip()[-200:]!r}")
+
+
+@dataclass
+class Sighting:
+    """What one instance's first host says about its storage."""
+    instance: Instance
+    storage_root: str | None = None
+    storage_id: str | None = None
+    error: str | None = None
+
+
+def sight(instance: Instance, *, create: bool) -> Sighting:
+    """Connect to the instance's first host and read (with `create`, make when missing) the id of
+    the storage its registry uses. Never raises: a failure is in `error` (the cycle meets it again
+    and reports it there)."""
+    seen = Sighting(instance)
+    host = None
+    try:
+        host = connect(instance.hosts[0], ssh_settings(instance))
+        root = instance.vars.get("storage_root") or ""
+        if not root:
+            text = host.run(f"cat {shlex.quote(instance.vars['config'])}", timeout=60).text
+            registry = parse_registry_config(text)
+            if registry.storage_driver != "filesystem":
+                seen.error = f"storage driver {registry.storage_driver}: no storage id"
+                return seen
+            root = registry.storage_root or ""
+        seen.storage_root = root
+        result = host.run(identity_command(root, create), timeout=60, check=False)
+        if result.exit_code != 0:
+            raise IdentityError(result.stderr.decode("utf-8", "replace").strip()[-200:] or
+                                f"exit {result.exit_code}")
+        seen.storage_id = parse_identity(result.text)
+    except Exception as exc:  # noqa: BLE001 - best effort before the run: never stops the others
+        seen.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+    finally:
+        if host is not None:
+            host.close()
+    return seen
+
+
+def _hosts_toml(instances: Sequence[Instance]) -> str:
+    addresses = [a for i in instances for a in i.hosts]
+    return "hosts = [" + ", ".join(f'"{a}"' for a in dict.fromkeys(addresses)) + "]"
+
+
+def writers(instance: Instance) -> frozenset[tuple[str, str]]:
+    """The registries an instance makes read-only: (host, config path) of each of its nodes. Two
+    names for the very same registry have the same writers, and are no danger to each other."""
+    config = (getattr(instance, "vars", None) or {}).get("config", "")
+    return frozenset((host, config) for host in instance.hosts)
+
+
+def find_shared(sightings: Sequence[Sighting]) -> dict[str, str]:
+    """{instance name: refusal} for every instance whose storage id another one of `sightings` has,
+    when that other one would leave a different registry writable."""
+    groups: dict[str, list[Sighting]] = {}
+    for seen in sightings:
+        if seen.storage_id:
+            groups.setdefault(seen.storage_id, []).append(seen)
+    refusals = {}
+    for storage_id, group in groups.items():
+        if len({writers(s.instance) for s in group}) < 2:
+            continue
+        names = " and ".join(f"'{s.instance.name}'" for s in group)
+        where = ", ".join(f"{s.instance.hosts[0]}:{s.storage_root}" for s in group)
+        message = (f"instances {names} use the same storage ({where}; {storage_id}): collecting it while "
+                   f"another registry still accepts writes loses data; declare them as one instance "
+                   f"with {_hosts_toml([s.instance for s in group])}")
+        for seen in group:
+            refusals[seen.instance.name] = message
+    return refusals
+
+
+@dataclass
+class Screening:
+    sightings: list[Sighting]
+    refusals: dict[str, str] = field(default_factory=dict)     # instance name -> why it is refused
+
+
+def screen(config: Config, sightings: list[Sighting], log) -> Screening:
+    """Given every targeted instance's sighting (`sight`, all taken before any window opens):
+    refuse instances that share one storage, and instances on a storage another configured
+    instance collected last (history). Never raises."""
+    screening = Screening(sightings, find_shared(sightings))
+    configured = {i.name: i for i in config.instances}
+    for seen in sightings:
+        name = seen.instance.name
+        if seen.error:
+            log.info("storage_id_unknown", instance=name, host=seen.instance.hosts[0], reason=seen.error)
+            continue
+        if name in screening.refusals or not seen.storage_id:
+            continue
+        try:
+            owner = history.storage_owner(config.settings.state_dir, seen.storage_id)
+        except history.HistoryError as exc:
+            log.warning("storage_owner_unknown", instance=name, error=str(exc))
+            continue
+        if owner is None or owner["instance"] == name:
+            continue
+        other = configured.get(owner["instance"])
+        if other is not None and writers(other) == writers(seen.instance):
+            continue                # the same registry under a second name
+        if other is None:
+            log.warning("storage_owner_changed", instance=name, host=seen.instance.hosts[0],
+                        storage_id=seen.storage_id, previous=owner["instance"],
+                        detail="this storage was last collected under another name, no longer configured")
+            continue
+        screening.refusals[name] = (
+            f"this storage ({seen.instance.hosts[0]}:{seen.storage_root}; {seen.storage_id}) was last collected "
+            f"as instance '{other.name}' (run {owner['run_id']}), which is still configured separately: "
+            f"collecting it while '{other.name}' accepts writes loses data; declare them as one instance "
+            f"with {_hosts_toml([other, seen.instance])}")
+    for name, why in screening.refusals.items():
+        log.warning("shared_storage_refused", instance=name, reason=why)
+    return screening
+
+
+def refused_result(instance: Instance, mode: str, delete_untagged: bool, why: str) -> InstanceResult:
+    """The `skipped` result of an instance refused for a shared storage (nothing was touched)."""
+    return InstanceResult(name=instance.name, hosts=list(instance.hosts), playbook=instance.playbook.name,
+                          mode=mode, delete_untagged=delete_untagged, error=f"refused: {why}")
+
+
+def remember(state_dir: Path, screening: Screening, results: Sequence[InstanceResult], run_id: str,
+             when: datetime, log) -> None:
+    """Record, for every instance collected (status ok), that it owns its storage. Never raises."""
+    ok = {r.name for r in results if r.status == OK}
+    for seen in screening.sightings:
+        if seen.storage_id and seen.instance.name in ok:
+            try:
+                history.record_storage_owner(state_dir, seen.storage_id, seen.instance.name, run_id, when)
+            except history.HistoryError as exc:
+                log.error("storage_owner_not_recorded", instance=seen.instance.name, error=str(exc))

@@ -1,0 +1,121 @@
+"""Storage identity (storage_id.sh under dash and BusyBox) and the refusal of instances sharing one."""
+import os
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import structlog
+
+from gcops import history, shared_storage
+from gcops.shared_storage import IdentityError, Sighting, find_shared, identity_command, parse_identity
+
+SHELLS = [pytest.param(shutil.which("dash") or "dash", id="dash",
+                       marks=pytest.mark.skipif(not shutil.which("dash"), reason="dash not installed")),
+          pytest.param(shutil.which("busybox") or "busybox", id="busybox-sh",
+                       marks=pytest.mark.skipif(not shutil.which("busybox"), reason="busybox not installed"))]
+
+
+def run(shell, command: str, applets: Path | None = None) -> subprocess.CompletedProcess:
+    argv = [shell] + (["sh"] if shell.endswith("busybox") else [])
+    line = " ".join(argv) + command[len("/bin/sh"):]
+    env = {"PATH": str(applets) if applets else os.environ["PATH"]}
+    return subprocess.run(line, shell=True, capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def applets(tmp_path) -> Path:
+    if not shutil.which("busybox"):
+        pytest.skip("busybox not installed")
+    d = tmp_path / "bb"
+    d.mkdir()
+    for name in ("sh", "ln", "readlink", "ls", "sed"):
+        (d / name).symlink_to(shutil.which("busybox"))
+    return d
+
+
+def du(path: Path) -> int:
+    return int(subprocess.run(["du", "-sB1", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_id_is_created_once_and_read_alike(shell, tmp_path, applets):
+    root = tmp_path / "storage"
+    (root / "docker/registry/v2").mkdir(parents=True)
+    size = du(root)
+    assert parse_identity(run(shell, identity_command(str(root), create=False)).stdout) is None
+    first = run(shell, identity_command(str(root), create=True), applets)
+    assert first.returncode == 0, first.stderr
+    made = parse_identity(first.stdout)
+    again = run(shell, identity_command(str(root), create=True))      # another instance, a new candidate id
+    assert parse_identity(again.stdout) == made
+    assert parse_identity(run(shell, identity_command(str(root), create=False), applets).stdout) == made
+    assert du(root) == size                                           # no disk block: du figures unchanged
+    assert sorted(p.name for p in root.iterdir()) == ["docker", "gcops-storage-id"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_foreign_file_is_an_error_not_an_identity(shell, tmp_path):
+    (tmp_path / "gcops-storage-id").write_text("gcops-storage-" + "0" * 32)
+    out = run(shell, identity_command(str(tmp_path), create=True))
+    assert out.returncode != 0 and "not a symlink" in out.stderr
+    os.unlink(tmp_path / "gcops-storage-id")
+    os.symlink("/etc/passwd", tmp_path / "gcops-storage-id")
+    assert run(shell, identity_command(str(tmp_path), create=False)).returncode != 0
+
+
+@pytest.mark.parametrize("text", ["", "storage_id=nope\n", "garbage\n", "storage_id=gcops-storage-123\n"])
+def test_parse_identity_rejects_garbage(text):
+    with pytest.raises(IdentityError):
+        parse_identity(text)
+
+
+def inst(name, *hosts, config="/etc/docker/registry/config.yml"):
+    return SimpleNamespace(name=name, hosts=tuple(hosts), vars={"config": config})
+
+
+def test_two_instances_on_one_storage_are_both_refused():
+    same = "gcops-storage-" + "a" * 32
+    seen = [Sighting(inst("a", "10.0.0.1"), "/srv/reg", same), Sighting(inst("b", "10.0.0.2"), "/srv/reg", same),
+            Sighting(inst("c", "10.0.0.3"), "/srv/reg", "gcops-storage-" + "c" * 32),
+            Sighting(inst("d", "10.0.0.4"), error="unreachable")]
+    refusals = find_shared(seen)
+    assert sorted(refusals) == ["a", "b"]
+    assert refusals["a"] == refusals["b"]
+    assert "'a' and 'b'" in refusals["a"] and 'hosts = ["10.0.0.1", "10.0.0.2"]' in refusals["a"]
+
+
+def test_the_same_registry_under_two_names_is_not_refused():
+    same = "gcops-storage-" + "a" * 32
+    seen = [Sighting(inst("a", "10.0.0.1"), "/srv/reg", same), Sighting(inst("b", "10.0.0.1"), "/srv/reg", same)]
+    assert find_shared(seen) == {}
+    other_config = Sighting(inst("c", "10.0.0.1", config="/etc/other.yml"), "/srv/reg", same)
+    assert sorted(find_shared(seen + [other_config])) == ["a", "b", "c"]
+
+
+def config(tmp_path, *names):
+    return SimpleNamespace(settings=SimpleNamespace(state_dir=tmp_path),
+                           instances=tuple(inst(n, f"10.0.0.{i}") for i, n in enumerate(names, 1)))
+
+
+def test_storage_last_collected_by_another_configured_instance_is_refused(tmp_path):
+    sid = "gcops-storage-" + "b" * 32
+    history.record_storage_owner(tmp_path, sid, "a", "run-1", datetime(2026, 11, 1, tzinfo=timezone.utc))
+    assert history.storage_owner(tmp_path, sid) == {"instance": "a", "run_id": "run-1",
+                                                    "seen_at": "2026-11-01T00:00:00Z"}
+    log = structlog.get_logger()
+    cfg = config(tmp_path, "a", "b")
+    b = Sighting(cfg.instances[1], "/srv/reg", sid)
+    refusals = shared_storage.screen(cfg, [b], log).refusals
+    assert "'a' (run run-1)" in refusals["b"] and 'hosts = ["10.0.0.1", "10.0.0.2"]' in refusals["b"]
+    # the same instance again, or a name the config no longer has (a rename, a merge into one HA
+    # instance): no refusal
+    assert shared_storage.screen(cfg, [Sighting(cfg.instances[0], "/srv/reg", sid)], log).refusals == {}
+    renamed = config(tmp_path, "b")
+    assert shared_storage.screen(renamed, [Sighting(renamed.instances[0], "/srv/reg", sid)], log).refusals == {}
+
+
+def test_no_history_yet_is_no_owner(tmp_path):
+    assert history.storage_owner(tmp_path / "none", "gcops-storage-" + "0" * 32) is None
