@@ -131,14 +131,14 @@ def gcops_config(host, workdir: Path) -> Path:
                         state_dir=workdir / "state", client_key=host.client_key, known_hosts=host.known_hosts)
 
 
-def run_gcops(host, workdir: Path, *, timeout: float = 1800) -> dict:
-    """`gcops --log-format json -v run --json` as a process on the control side (this machine).
+def run_gcops(host, workdir: Path, *, timeout: float = 1800, mode: str = "readonly") -> dict:
+    """`gcops --log-format json -v run --json --mode MODE` as a process on the control side (this machine).
 
     Peak memory two ways: the kernel's high-water mark of the gcops process (wait4 ru_maxrss, taken
     by LAUNCHER; gcops runs SSH in-process, so it has no children unless a hook is set) and psutil's
     sampled peak of the process tree's summed RSS. Also its CPU time (user + system)."""
     config = gcops_config(host, workdir)
-    argv = gcops_argv("--config", str(config), "--log-format", "json", "-v", "run", "--json")
+    argv = gcops_argv("--config", str(config), "--log-format", "json", "-v", "run", "--json", "--mode", mode)
     out_path, err_path, ru_path = workdir / "gcops.stdout", workdir / "gcops.stderr", workdir / "gcops.rusage"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.time()

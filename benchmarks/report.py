@@ -7,6 +7,8 @@ import statistics
 
 MIB = 1024 * 1024
 WINDOW_GOAL, WINDOW_AIM = 1.15, 1.05
+CONCURRENT_GOAL = 0.40          # --mode concurrent: its window / the manual procedure's
+READ_TOLERANCE = 0.1            # s: "no longer than manual", within the probes' resolution
 READ_GOAL_EXTRA = 0.5
 RSS_RATIO_GOAL, RSS_LIMIT = 1.25, 200 * MIB
 
@@ -151,6 +153,57 @@ def _pair(label: str, pair: dict, run: dict, missed: list[str]) -> None:
         missed.append(f"read failures {label} {extra:+.3f}s (worst {worst:+.3f}s) > +{READ_GOAL_EXTRA}s")
 
 
+def _concurrent(label: str, pair: dict, run: dict, missed: list[str]) -> None:
+    """manual vs readonly vs concurrent, side by side (the same hosts, fresh copies, alternating order)."""
+    p = print
+    cols = [("manual", "manual"), ("gcops", "readonly"), ("concurrent", "concurrent")]
+    cols = [(k, name) for k, name in cols if pair.get(k)]
+    ms = {k: [metrics(x) for x in pair[k]] for k, _ in cols}
+    p(f"\n--- --mode concurrent, registry {label}: median of {len(ms['concurrent'])} rounds "
+      f"(order per round: {', '.join(pair['order'])}) ---")
+    p(f"{'':44s}" + "".join(f"{name:>12s}" for _, name in cols) + f"{'conc/manual':>13s}")
+
+    def row(name, key, ratio=True):
+        vals = [_med(ms[k], key) for k, _ in cols]
+        r = _ratio(_med(ms["manual"], key), _med(ms["concurrent"], key)) if ratio else None
+        p(f"{name:44s}" + "".join(f"{_f(v):>12s}" for v in vals) + f"{(f'{r:.3f}' if r is not None else ''):>13s}")
+    row("write-refused window (client)", "window")
+    row("  of which 405 span (first..last 405)", "span_405")
+    row("  of which no connection (restarts)", "down")
+    row("read failures: total time", "read_failed", ratio=False)
+    row("gcops' own window_seconds", "own_window", ratio=False)
+    row("wall time of the whole procedure", "wall")
+    for k, name in cols:
+        p(f"  per round: window {name:10s} {[round(m['window'], 3) for m in ms[k]]}  "
+          f"read failures {[round(m['read_failed'], 3) for m in ms[k]]}")
+    conc = pair["concurrent"][-1]
+    ev = {e.get("event"): e for e in conc["events"]}
+    swept = ev.get("concurrent_swept", {})
+    marked = ev.get("marked", {})
+    p(f"  concurrent, last round: mark (GC dry-run, writes accepted) {_f(marked.get('gc_seconds'))}, "
+      f"candidates {marked.get('candidates')}, delta links {swept.get('links')}, swept {swept.get('swept')}")
+    p(f"  in its window, last round: delta (walk of repositories/) {_f(swept.get('delta_seconds'))}, "
+      f"sweep {_f(swept.get('sweep_seconds'))}")
+    p("  where the client-visible window goes (medians; /proc sees the collector's gc.sh as no GC process):")
+    for key in [k for k in ms["manual"][0] if k.startswith("seg:")]:
+        p(f"    {key[4:]:40s}" + "".join(f"{_f(_med(ms[k], key)):>12s}" for k, _ in cols))
+    steps = [metrics(x) for x in pair["concurrent"]]
+    p("  concurrent steps (its JSON log, the client's view; medians):")
+    for key in [k for k in steps[0] if k.startswith("step:")]:
+        p(f"    {key[5:]:68s}{_med(steps, key):8.3f}s")
+    ratio = _ratio(_med(ms["manual"], "window"), _med(ms["concurrent"], "window"))
+    verdict = "ok" if ratio is not None and ratio <= CONCURRENT_GOAL else "GOAL MISSED"
+    p(f"  window ratio concurrent/manual = {_f(ratio, '')} (goal <= {CONCURRENT_GOAL}): {verdict}")
+    if verdict != "ok":
+        missed.append(f"concurrent window ratio {label} {_f(ratio, '')} > {CONCURRENT_GOAL}")
+    extra = _med(ms["concurrent"], "read_failed") - _med(ms["manual"], "read_failed")
+    verdict = "ok" if extra <= READ_TOLERANCE else "GOAL MISSED"
+    p(f"  read-failure time concurrent - manual = {extra:+.3f}s median (goal <= +{READ_TOLERANCE}s, the "
+      f"probes' resolution): {verdict}")
+    if verdict != "ok":
+        missed.append(f"concurrent read failures {label} {extra:+.3f}s")
+
+
 def print_report(run: dict) -> list[str]:
     """Print everything; return the list of missed goals."""
     missed: list[str] = []
@@ -167,7 +220,10 @@ def print_report(run: dict) -> list[str]:
           f"built in {b['seconds']:.1f}s, each copy (cp -a) {b['copy_seconds']:.1f}s")
     p("checks: " + "; ".join(run["checks"]))
     for label, pair in run["pairs"].items():
-        _pair(label, pair, run, missed)
+        if pair.get("gcops"):
+            _pair(label, pair, run, missed)
+        if pair.get("concurrent"):
+            _concurrent(label, pair, run, missed)
     mem = run["memory"]
     p("\n--- gcops peak memory (control side, gcops process incl. children; highest of the rounds) ---")
     peak = {}
@@ -188,6 +244,10 @@ def print_report(run: dict) -> list[str]:
         if not ok:
             missed.append(f"memory ratio {r:.3f} / peak {max(peak.values()) / MIB:.1f} MiB")
     m = run["measure"]
+    if m is None:
+        p(f"\ntotal benchmark time {run['total_seconds']:.1f}s (storage measurement timing skipped)")
+        p("RESULT: " + ("all goals met" if not missed else "GOAL MISSED: " + "; ".join(missed)))
+        return missed
     p(f"\n--- storage measurement time ({m['entries']} entries in the tree, median of {m['reps']}, {m['where']}) ---")
     agree = (m["gcops_bytes"], m["gcops_blobs"]) == (m["du_bytes"], m["du_blobs"])
     p(f"gcops measure_command: {m['gcops_bytes']} bytes, {m['gcops_blobs']} blobs | du -sB1 + find: "

@@ -134,10 +134,32 @@ def _on_tmpfs(path: Path) -> bool:
     return _fstype(path) in ("tmpfs", "ramfs")
 
 
+class _SkipMeasure(Exception):
+    """--no-measure: the run is over before the storage measurement timing."""
+
+
+def _slug(label: str) -> str:
+    return label.lower().replace(" repos", "r").replace(" ", "")
+
+
+def _who(mode: str) -> str:
+    """The record key of a gcops mode: "gcops" (readonly, as before) or the mode's name."""
+    return "gcops" if mode == "readonly" else mode
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="gcops read-only window / memory / measurement benchmark")
     ap.add_argument("--repos", type=int, default=1000, help="repositories per registry (default 1000)")
     ap.add_argument("--factor", type=int, default=4, help="garbage multiplier of the second pair (default 4)")
+    ap.add_argument("--sizes", default="",
+                    help="instead of G and factor x G: registries of these many repositories, comma-separated "
+                         "(e.g. 1000,2500), each with --kept tags kept, 1 deleted, --layers own layers per image")
+    ap.add_argument("--kept", type=int, default=3, help="tags kept per repository (default 3)")
+    ap.add_argument("--layers", type=int, default=5, help="own layers per image (default 5)")
+    ap.add_argument("--modes", default="readonly",
+                    help="gcops modes run against the manual procedure, comma-separated: readonly, concurrent "
+                         "(default readonly); each runs on the gcops twin, from a fresh copy")
+    ap.add_argument("--no-measure", action="store_true", help="skip the storage measurement timing")
     ap.add_argument("--interval", type=float, default=0.01, help="client poll interval, seconds (default 0.01)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="runs of each procedure on each pair, from a fresh copy each time, order alternating (default 3)")
@@ -163,50 +185,63 @@ def main() -> int:
     try:
         harness.cleanup_stale()
         key = harness.make_client_key(base / "client-key")
-        pairs = {"G": dict(deleted=1), f"{args.factor}G": dict(deleted=args.factor)}
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        if args.sizes:
+            pairs = {f"{n} repos": dict(deleted=1, repos=int(n)) for n in args.sizes.split(",")}
+        else:
+            pairs = {"G": dict(deleted=1), f"{args.factor}G": dict(deleted=args.factor)}
         builds, host = {}, {}
         for i, (label, kw) in enumerate(pairs.items()):
             log(f"building registry {label} ({args.repos} repositories)")
-            builds[label] = build(base / f"{label.lower()}-src", repos=args.repos, kept=3, seed=i, **kw)
+            kw = {"repos": args.repos, **kw}
+            builds[label] = build(base / f"{_slug(label)}-src", kept=args.kept, layers=args.layers, seed=i, **kw)
             run["built"][label] = asdict(builds[label])
             for side in ("a", "b"):
-                name = f"{label.lower()}{side}"
+                name = f"{_slug(label)[:10]}{side}"
                 (base / name).mkdir()
                 log(f"starting test host {name}")
                 h = harness.start_host(name, storage_dir=base / name, base_dir=base / "hosts", client_key=key)
                 started_hosts.append(h)
                 host[(label, side)] = h
         log("checking the built registry with the real registry")
-        run["built"]["G"]["copy_seconds"] = reset_tree(base / "g-src", host[("G", "a")])
-        verify(host[("G", "a")], builds["G"], run["checks"])
+        first = list(pairs)[0]
+        run["built"][first]["copy_seconds"] = reset_tree(base / f"{_slug(first)}-src", host[(first, "a")])
+        verify(host[(first, "a")], builds[first], run["checks"])
+        run["modes"] = modes
         for label in pairs:
-            run["pairs"][label] = {"order": [], "manual": [], "gcops": []}
+            run["pairs"][label] = {"order": [], "manual": [], **{_who(m): [] for m in modes}}
             run["memory"][label] = []
         for r in range(args.rounds):
             for i, label in enumerate(pairs):
                 built, pair = builds[label], run["pairs"][label]
-                order = ["manual", "gcops"] if (i + r) % 2 == 0 else ["gcops", "manual"]
+                whos = ["manual"] + [_who(m) for m in modes]
+                shift = (i + r) % len(whos)
+                order = whos[shift:] + whos[:shift]
                 pair["order"].append("/".join(order))
                 for who in order:
                     h = host[(label, "a" if who == "manual" else "b")]
-                    copy_s = reset_tree(base / f"{label.lower()}-src", h)
+                    copy_s = reset_tree(base / f"{_slug(label)}-src", h)
                     run["built"][label].setdefault("copy_seconds", copy_s)
                     log(f"round {r + 1}/{args.rounds} {label}: {who} on {h.name}")
+                    mode = "concurrent" if who == "concurrent" else "readonly"
                     fn = (lambda h=h: run_manual(h)) if who == "manual" else \
-                         (lambda h=h, label=label, r=r: run_gcops(h, base / f"gcops-{label}-{r}"))
+                         (lambda h=h, label=label, r=r, mode=mode: run_gcops(h, base / f"gcops-{_slug(label)}-{r}-{mode}",
+                                                                             mode=mode))
                     rec = observed(h, tuple(built.kept[-1][:2]), fn, args.interval)
                     after_checks(h, built, who, run["checks"])
                     pair[who].append(rec)
-                g = pair["gcops"][-1]
+                g = pair[_who(modes[0])][-1]
                 run["memory"][label].append({
                     "maxrss": g["maxrss"], "rss_sampled_peak": g["rss_sampled_peak"], "rss_samples": g["rss_samples"],
                     "blobs_deleted": g["instance"]["blobs_deleted"],
-                    "gc_lines": next((e.get("lines") for e in g["events"] if e.get("event") == "gc_done"), 0)})
+                    "gc_lines": next((e.get("lines") for e in g["events"] if e.get("event") == "gc_done"), 0) or 0})
                 if g["instance"]["blobs_deleted"] != built.garbage_blobs:
                     run["checks"].append(f"WARNING gcops reported {g['instance']['blobs_deleted']} blobs deleted, "
                                          f"{built.garbage_blobs} were garbage")
         last = list(pairs)[-1]
         h = host[(last, "b")]
+        if args.no_measure:
+            raise _SkipMeasure
         tree = h.storage_dir
         if _on_tmpfs(tree):    # cold cache means nothing on tmpfs: time it on a disk copy of the same tree
             disk = Path(tempfile.mkdtemp(prefix="gcops-bench-", dir=args.measure_dir))
@@ -216,6 +251,8 @@ def main() -> int:
         log(f"timing the storage measurement on {tree} ({_fstype(tree)}), inside host {h.name}")
         run["measure"] = compare(h, str(tree), reps=args.reps)
         run["measure"]["where"] = f"{tree} ({_fstype(tree)})"
+    except _SkipMeasure:
+        run["measure"] = None
     except Exception:
         broken = True
         traceback.print_exc()

@@ -54,6 +54,18 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _refuse_combinations(config: Config, request) -> None:
+    """Options that cannot work together on a targeted instance: exit 2 before any host is contacted."""
+    from gcops.actions.run import options_for
+    from gcops.maintenance.concurrent import refusal
+
+    for instance in config.select(request.targets):
+        opts = options_for(instance, request)
+        problem = refusal(opts.mode, opts.delete_untagged)
+        if problem:
+            _fail(f"{instance.name}: {problem}")
+
+
 def _emit_json(doc: dict) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=False))
 
@@ -113,7 +125,11 @@ def plan(ctx, targets, as_json, delete_untagged, no_retention):
     """The registry's own GC in dry-run: what would go, and how many bytes."""
     from gcops.actions.plan import plan as do_plan
 
-    doc = do_plan(_load(ctx), targets, delete_untagged, retention=not no_retention)
+    config = _load(ctx)
+    from gcops.actions.run import RunRequest
+
+    _refuse_combinations(config, RunRequest(targets=targets, delete_untagged=delete_untagged))
+    doc = do_plan(config, targets, delete_untagged, retention=not no_retention)
     _emit_json(doc) if as_json else click.echo(output.plan_table(doc), nl=False)
     sys.exit(0 if not any(i.get("error") for i in doc["instances"]) else 1)
 
@@ -123,9 +139,10 @@ def plan(ctx, targets, as_json, delete_untagged, no_retention):
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--delete-untagged", is_flag=True, default=None,
               help="Remove manifests no tag points to (never children of a tagged index).")
-@click.option("--mode", type=click.Choice(["readonly", "stop"]), default=None,
-              help="readonly: writes refused (405) during GC, reads go on; stop: registry down during GC. "
-                   "Default: the config's mode.")
+@click.option("--mode", type=click.Choice(["readonly", "stop", "concurrent"]), default=None,
+              help="readonly: writes refused (405) during GC, reads go on; stop: registry down during GC; "
+                   "concurrent: the GC marks while writes go on, writes are refused only for the final delta "
+                   "and the sweep. Default: the config's mode.")
 @click.option("--parallel", type=click.IntRange(min=1), default=None, help="Instances worked at once.")
 @click.option("--max-window", callback=_duration, metavar="DURATION",
               help="Longest read-only window (90s, 30m, 2h); past it GC is stopped and service restored.")
@@ -140,6 +157,7 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
     request = RunRequest(targets=targets, mode=mode, delete_untagged=delete_untagged,
                          max_window=max_window, parallel=parallel, retention=not no_retention)
     config.select(targets)  # unknown names: exit 2 before anything is contacted
+    _refuse_combinations(config, request)
     if dry_run:
         from gcops.actions.dry_run import dry_run as do_dry_run
 

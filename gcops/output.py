@@ -38,7 +38,9 @@ def plan_table(doc: dict) -> str:
         table.add_row(inst["name"], _n(inst["eligible_blobs"]), _n(inst["eligible_manifests"]),
                       human_bytes(inst["reclaimable_bytes"]), human_bytes(inst["storage_bytes"]),
                       inst.get("error") or "")
-    return _render(table) + retention_table(doc)
+    notes = [f"{inst['name']}: mode concurrent, a run would:\n" + "".join(f"  - {line}\n" for line in inst["concurrent"])
+             for inst in doc["instances"] if inst.get("concurrent")]
+    return _render(table) + retention_table(doc) + "".join(notes)
 
 
 def retention_table(doc: dict) -> str:
@@ -79,6 +81,9 @@ def dry_run_text(doc: dict) -> str:
                    f"{', delete untagged' if inst['delete_untagged'] else ''}): dry run, nothing will be changed")
         if inst["refused"]:
             out.append(f"  ! a real run would be refused: {inst['refused']}")
+        if inst.get("explain"):
+            out.append(f"  mode {inst['mode']}, step by step:")
+            out.extend(f"    - {line}" for line in inst["explain"])
         for n, step in enumerate(inst["steps"], 1):
             out.append(f"  {n:2}. [{step['node']}] {step['step']}: {display(step['command'])}")
             if step.get("stdin"):

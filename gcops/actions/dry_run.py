@@ -21,6 +21,7 @@ from gcops.config import Config, Instance
 from gcops.hosts import HostError, connect
 from gcops.maintenance import ssh_settings
 from gcops.maintenance.collect import RegistryGC
+from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.node import Node, enter_command_for, plan_for
 from gcops.registry import s3, storage, untagged
 from gcops.retention import RetentionStep
@@ -38,7 +39,10 @@ def display(command: str) -> str:
         words = ["sh", f"gcops/hostside/sh/{words[3][len('gcops-'):]}.sh", *words[4:]]
     shown = []
     for word in words:
-        if len(word) > LONG_ARGUMENT:
+        key, _, inner = word.partition("=")
+        if key == "gc" and inner.startswith("/bin/sh -c ") and display(inner) != inner:
+            word = f"gc=[{display(inner)}]"     # a gcops collector script inside gc.sh, by name too
+        elif len(word) > LONG_ARGUMENT:
             key = word.split("=", 1)[0] + "=" if "=" in word[:40] else ""
             word = f"{key}<{len(word) - len(key)} bytes, sha256 {hashlib.sha256(word.encode()).hexdigest()[:12]}>"
         shown.append(shlex.quote(word))
@@ -55,6 +59,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
     vars = instance.vars
     steps: list[dict] = []
     refused, diff = None, ""
+    explain: list[str] = []
     nodes = [Node(address) for address in instance.hosts]
     try:
         for node in nodes:
@@ -82,6 +87,12 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 retention = RetentionStep(instance.retention)
                 _step(steps, first.address, "plan_retention", retention.listing_command(root))
                 retention.prepare(first.host, root, first.facts.registry.storage_driver)   # reads; may refuse
+            # the mark runs before the window; the delta and sweep replace the GC in it
+            collector = (ConcurrentGC(instance, None, run_id=run_id) if opts.mode == "concurrent"
+                         else RegistryGC(instance, None))
+            if opts.mode == "concurrent":
+                explain = collector.describe(first)
+                _step(steps, first.address, "mark", collector.mark_command(first))
             for node in nodes[1:] + nodes[:1]:
                 node.plan = plan_for(instance, node, opts.mode, run_id, opts.max_window)
                 command, new = enter_command_for(node)
@@ -107,11 +118,14 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 _step(steps, first.address, "delete_untagged",
                       f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",
                       "repository<TAB>digest lines of the re-checked candidates")
-            _step(steps, first.address, "gc", RegistryGC(instance, None).command(first))
+            _step(steps, first.address, "gc" if opts.mode != "concurrent" else "delta_and_sweep",
+                  collector.command(first))
             for node in nodes[:1] + nodes[1:][::-1]:
                 _step(steps, node.address, "restore", hostside.leave_command(node.plan))
             _step(steps, "this machine" if on_s3 else first.address, "measure",
                   f"list {root} again" if on_s3 else storage.measure_command(root))
+            if opts.mode == "concurrent":
+                _step(steps, first.address, "cleanup", collector.cleanup_command(first))
     except (HostError, preflight.Refused) as exc:
         refused = refused or str(exc)
     finally:
@@ -119,7 +133,8 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             if node.host is not None:
                 node.host.close()
     return {"name": instance.name, "hosts": list(instance.hosts), "mode": opts.mode,
-            "delete_untagged": opts.delete_untagged, "refused": refused, "diff": diff, "steps": steps}
+            "delete_untagged": opts.delete_untagged, "refused": refused, "diff": diff, "steps": steps,
+            "explain": explain}
 
 
 def dry_run(config: Config, request: RunRequest) -> dict:

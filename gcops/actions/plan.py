@@ -12,6 +12,7 @@ from typing import Sequence
 import structlog
 
 from gcops import preflight
+from gcops.concurrent import describe as describe_concurrent
 from gcops.actions.common import cancel_on_signals, map_parallel
 from gcops.config import Config, Instance
 from gcops.hosts import Cancelled, HostError, connect
@@ -25,7 +26,7 @@ from gcops.retention import RetentionRefused, RetentionStep
 
 def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: bool = True) -> dict:
     log = structlog.get_logger().bind(instance=instance.name, host=instance.hosts[0])
-    out = {"name": instance.name, "eligible_blobs": None, "eligible_manifests": None,
+    out = {"name": instance.name, "mode": instance.mode, "eligible_blobs": None, "eligible_manifests": None,
            "reclaimable_bytes": None, "storage_bytes": None, "retention": {"delete": []}, "error": None}
     try:
         host = connect(instance.hosts[0], ssh_settings(instance))
@@ -40,6 +41,8 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
         if facts.bucket is not None and delete_untagged:
             raise preflight.Refused("--delete-untagged is not supported on S3 storage yet; plan without it")
         out["storage_bytes"] = facts.snapshot.storage_bytes
+        if instance.mode == "concurrent":   # what a run would do, step by step
+            out["concurrent"] = describe_concurrent(root, gc_command(instance, dry_run=True))
         if facts.empty_storage:
             out.update(eligible_blobs=0, eligible_manifests=0, reclaimable_bytes=0)
             return out

@@ -126,6 +126,10 @@ class _InstanceBuilder:
         }
         local = hosts == (LOCAL_HOST,)
         identity_file = self._identity_file(given, merged, at, local)
+        if merged["mode"] == "concurrent" and merged["delete_untagged"]:
+            self.problems.add(f"{at}.{'mode' if 'mode' in given else 'delete_untagged'}",
+                              'mode = "concurrent" cannot be combined with delete_untagged = true '
+                              '(untagged manifests are only known while writes are refused); use mode = "readonly"')
         if len(self.problems) > before or playbook is None or hosts is None:
             return None
         return Instance(

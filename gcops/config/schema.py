@@ -338,7 +338,8 @@ def probe_table(doc: str = "") -> Key:
 
 GCOPS: dict[str, Key] = {
     "state_dir": path("/var/lib/gcops", doc="history database, journal, locks"),
-    "mode": choice(("readonly", "stop"), "readonly", doc="how writers are kept out during GC"),
+    "mode": choice(("readonly", "stop", "concurrent"), "readonly",
+                   doc="how writers are kept out during GC; concurrent: only for the final delta and the sweep"),
     "delete_untagged": boolean(False, doc="also delete manifests no tag points to"),
     "max_window": duration("30m", doc="longest read-only window; past it GC is stopped and service restored"),
     "parallel": integer(4, low=1, doc="instances worked at once"),

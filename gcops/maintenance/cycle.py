@@ -16,6 +16,7 @@ from gcops.hosts import Cancelled, HostError, connect
 from gcops import window_guards
 from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
+from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import s3, storage
@@ -46,7 +47,9 @@ class InstanceCycle:
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
-        self.collector = RegistryGC(instance, self.log)
+        # --mode concurrent marks before the window and sweeps inside it
+        self.collector = (ConcurrentGC(instance, self.log, run_id=run_id, cancel=cancel)
+                          if options.mode == "concurrent" else RegistryGC(instance, self.log))
         self.collected = Collected()
         self.steps: list = []          # inside the window, before the collector (apply(node))
         self.after_steps: list = []    # inside the window, after it (apply_after(node, collected)): caches
@@ -86,6 +89,8 @@ class InstanceCycle:
             self.log.exception("unexpected_error")
             self._fail(FAILED, f"{type(exc).__name__}: {exc}")
         finally:
+            if isinstance(self.collector, ConcurrentGC):   # marker and work dir go
+                self.collector.cleanup(self.gc_node)
             self._settle(before)
             self.result.duration_seconds = time.monotonic() - started
             for node in self.nodes:
@@ -148,7 +153,6 @@ class InstanceCycle:
             retention.prepare(self.gc_node.host, self.gc_node.facts.storage_root,
                               self.gc_node.facts.registry.storage_driver)
             self.steps.append(retention)
-        self.collector.prepare(self.gc_node)
         if self.options.delete_untagged:
             self._step("find_untagged", host=self.gc_node.address)
             untagged = UntaggedRemoval(self.gc_node, self.log)
@@ -160,6 +164,11 @@ class InstanceCycle:
             raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
         if redis is not None:
             self.after_steps.append(RedisDescriptorPurge(redis, self.log))
+        # the collector prepares last, after every check that may refuse (and after any
+        # tag deletion: retention deletes before the mark, never between it and the window)
+        if isinstance(self.collector, ConcurrentGC):
+            self._step("mark", host=self.gc_node.address)
+        self.collector.prepare(self.gc_node)
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:

@@ -1,0 +1,76 @@
+# gcops --mode concurrent, step 1 (writes still accepted): stamp a marker on the storage's own
+# clock, then run the registry's own GC in dry-run; the blobs it calls eligible are the candidates.
+#   $1 storage root   $2 work dir (host side, gcops-owned)   $3 run id   $4 the GC dry-run command
+# The marker lives in the storage root, beside docker/ (same filesystem and clock as every link
+# the registry writes; never inside docker/, the registry's tree). A link written after the GC
+# starts is strictly newer than the marker: the GC starts only once a file written after the marker
+# shows a later mtime (file times are coarse: a jiffy, or a second on some filesystems).
+# Prints key=value lines: marked_at, gc_exit, candidates, gc_error (the log's last lines on failure).
+set -u
+ROOT=$1 W=$2 RUN=$3 GC=$4
+MARK="$ROOT/.gcops-mark-$RUN"
+TICK="$MARK.tick"
+now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "$t" ;; esac; }
+
+[ -d "$ROOT/docker" ] || { echo "storage_missing=$ROOT/docker"; exit 10; }
+mkdir -p "$W" && chmod 700 "$W" || { echo "workdir_failed=$W"; exit 11; }
+rm -f "$W/candidates" "$W/gc.log" "$W/gc.pid" "$W/protected" "$W/sweep"
+alive() { st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; }
+# the GC runs under `sh -c`: stop that shell's children too (ppid is field 4 of /proc/<pid>/stat)
+stop_tree() {
+  for child in $(awk -v p="$1" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do stop_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null
+}
+# What runs gcops killed in their window left (their collector ran: `collected`), or left a day
+# or more ago; never a run still marking (its GC alive) or one between its mark and its window.
+BASE=$(dirname "$W")
+for old in "$BASE"/concurrent-*; do
+  [ -d "$old" ] && [ "$old" != "$W" ] || continue
+  pid=$(cat "$old/gc.pid" 2>/dev/null)
+  [ -n "$pid" ] && alive "$pid" && continue
+  [ "$(cat "$BASE/lock/run_id" 2>/dev/null)" = "${old##*/concurrent-}" ] && continue   # in its window
+  if [ -e "$old/collected" ] || [ -n "$(find "$old" -prune -mtime +0 2>/dev/null)" ]; then
+    rm -f "$ROOT/.gcops-mark-${old##*/concurrent-}"
+    rm -rf "$old"
+  fi
+done
+rm -f "$MARK" "$TICK"
+: > "$MARK" || { echo "marker_failed=$MARK"; exit 12; }
+n=0
+until : > "$TICK" && [ -n "$(find "$TICK" -newer "$MARK" 2>/dev/null)" ]; do
+  n=$((n + 1))
+  [ "$n" -ge 300 ] && { rm -f "$TICK"; echo "clock_stuck=$MARK"; exit 13; }
+  sleep 0.01
+done
+rm -f "$TICK"
+echo "marked_at=$(now)"
+
+echo "gc_start=$(now)"
+/bin/sh -c "$GC" > "$W/gc.log" 2>&1 </dev/null &
+pid=$!
+echo "$pid" > "$W/gc.pid"
+# gcops reads this output while the GC runs; once it is gone (killed, connection dropped) a write
+# fails: then the dry-run is stopped and what this run made is removed (nothing else was changed).
+trap '' PIPE HUP
+n=0
+while alive "$pid"; do
+  n=$((n + 1))
+  if [ $((n % 5)) -eq 0 ] && ! echo "marking=$(now)" 2>/dev/null; then
+    stop_tree "$pid"; rm -f "$MARK"; rm -rf "$W"; exit 0
+  fi
+  sleep 0.2
+done
+wait "$pid"; rc=$?
+rm -f "$W/gc.pid"
+echo "gc_end=$(now)"
+echo "gc_exit=$rc"
+if [ "$rc" -ne 0 ]; then
+  tail -n 3 "$W/gc.log" | sed 's/^/gc_error=/'
+  exit 0
+fi
+# upstream: `blob eligible for deletion: sha256:...`; GitLab's fork: the same message as a logrus
+# event (text or JSON) with a digest field. The first sha256 digest on such a line is the blob.
+awk '/blob eligible for deletion/ {
+  if (match($0, /sha256:[0-9a-f]+/) && RLENGTH == 71) print substr($0, RSTART, RLENGTH)
+}' "$W/gc.log" > "$W/candidates" || { echo "candidates_failed=yes"; exit 14; }
+echo "candidates=$(wc -l < "$W/candidates" | tr -d ' ')"
