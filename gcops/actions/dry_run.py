@@ -2,7 +2,7 @@
 
 It connects and reads (preflight, the same as a run's) and then builds each
 step's command with the same functions the run uses (`node.enter_command_for`,
-`hostside.check_command`, the collector's `command`, `hostside.leave_command`),
+the collector's `command`, `hostside.leave_command`),
 so what is printed is what would be sent. JSON carries each command whole; the
 text output shows each host script by name with its arguments (long ones
 summarised by size and checksum).
@@ -103,7 +103,6 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                     diff = s3.redact(diff)   # the context lines may show storage.s3.secretkey
                 _step(steps, node.address, "enter", command,
                       f"the read-only config ({len(new)} bytes)" if new is not None else None)
-                _step(steps, node.address, "verify", hostside.check_command(node.plan))
             if retention is not None and retention.planned:   # what RetentionStep.apply sends
                 affected = retention.affected()
                 _step(steps, first.address, "retention", retention.listing_command(root, only_named=True),

@@ -132,7 +132,7 @@ def test_dry_run_prints_what_the_run_sends_and_refusals_exit_1(host_factory, tmp
     assert proc.returncode == 0, proc.stderr
     doc = json_doc(proc)["instances"][0]
     steps = {s["step"]: s for s in doc["steps"]}
-    assert {"preflight", "find_untagged", "enter", "verify", "delete_untagged", "gc", "restore"} <= set(steps)
+    assert {"preflight", "find_untagged", "enter", "delete_untagged", "gc", "restore"} <= set(steps)
     assert steps["enter"]["command"].startswith("/bin/sh -c ") and "write=yes" in steps["enter"]["command"]
     assert "garbage-collect" in steps["gc"]["command"] and "enabled: true" in doc["diff"]
     text = run_gcops("--config", str(config), "run", "--dry-run")

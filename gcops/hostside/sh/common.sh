@@ -75,10 +75,15 @@ read_params() {
 # registry_procs: "pid:start-ticks" of the processes serving $CFG (or $REAL) in this host's namespaces.
 registry_procs() {
   mynet=$(readlink /proc/self/ns/net 2>/dev/null); mymnt=$(readlink /proc/self/ns/mnt 2>/dev/null)
-  for p in /proc/[0-9]*; do
+  # one grep narrows the candidates (GNU grep matches across the NULs of cmdline; where a grep cannot,
+  # every process is looked at)
+  cands=$(grep -l -F -e "$CFG" -e "${REAL:-$CFG}" /proc/[0-9]*/cmdline 2>/dev/null) || cands=''
+  [ -n "$cands" ] || cands=$(echo /proc/[0-9]*/cmdline)
+  for f in $cands; do
+    p=${f%/cmdline}
     [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$mynet" ] || continue
     [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$mymnt" ] || continue
-    args=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+    args=$(tr '\0' ' ' < "$f" 2>/dev/null) || continue
     case " $args" in *" $CFG "*|*" ${REAL:-$CFG} "*) ;; *) continue ;; esac
     case "$args" in *garbage-collect*|*gcops-*) continue ;; *serve*) ;; *) continue ;; esac
     printf '%s:%s\n' "${p#/proc/}" "$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d ' ' -f 20)"

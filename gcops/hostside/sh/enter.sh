@@ -5,7 +5,8 @@
 # preflight, 78 this run's own record could not be written (no space, no permission): those four left
 # the registry and its config untouched. Any other code: the host may be changed; leave.sh restores.
 # Prints key=value lines: lock_held, leftover, refused, stage, watchdog, window_start, ready,
-# registry_restarted (yes|no|unknown), registry_fresh (yes|no|unknown).
+# registry_restarted (yes|no|unknown), registry_fresh (yes|no|unknown), then the window's check:
+# write_probe (readonly mode), curl_rc, read_probe.
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' CFG='' URL='' RUN='' OWNER='' MODE='' WRITE=no EXPECT='' NEW_SHA='' DEADLINE='' RESTART=: STOP=: START=: ALREADY_RO=no
@@ -135,4 +136,7 @@ else
   say "registry_fresh=unknown"
 fi
 say "ready=$(now)"
+# The window's own check, in the same round trip: does a write get refused, do reads answer?
+if [ "$MODE" = readonly ]; then write_probe; say "write_probe=$HTTP"; say "curl_rc=$CURL_RC"; fi
+read_probe; say "read_probe=$HTTP"
 exit 0
