@@ -157,7 +157,8 @@ def test_shell_metacharacters_never_execute(host_factory, tmp_path):
     h = host_factory("inject")
     garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
     canary = tmp_path / "pwned"
-    payloads = [f"$(touch {canary})", f"`touch {canary}`", f"'; touch {canary}; echo \"; touch {canary}; '"]
+    # every kind of shell metacharacter in one value: command substitution both ways, quotes, separators
+    payloads = [f"$(touch {canary})`touch {canary}`'; touch {canary}; echo \"; touch {canary}; '"]
     original = h.config_file.read_bytes()
     for i, payload in enumerate(payloads):
         for var in ("config", "registry", "registry_url", "storage_root", "service"):
@@ -165,7 +166,7 @@ def test_shell_metacharacters_never_execute(host_factory, tmp_path):
                     "registry": "/usr/bin/docker-registry", "storage_root": "/var/lib/docker-registry",
                     "service": "docker-registry"}[var]
             config = config_for(tmp_path, h, state=f"s{i}{var}", vars={var: base + payload})
-            commands = [["run", "--json"], ["plan", "--json"]] + ([["run", "--dry-run"], ["check"]] if i == 0 else [])
+            commands = [["run", "--json"], ["plan", "--json"], ["run", "--dry-run"], ["check"]]
             for args in commands:
                 proc = run_gcops("--config", str(config), *args)
                 assert proc.returncode in (0, 1), (var, payload, args, proc.stderr[-2000:])
