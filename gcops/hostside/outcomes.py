@@ -35,10 +35,19 @@ def tail(text: str, n: int = 3) -> str:
 
 
 @dataclass(frozen=True)
-class EnterOutcome:
+class ScriptOutcome:
+    """A host script's exit code, its key=value lines and its whole output."""
+
     code: int
     kv: dict[str, str]
     text: str
+
+    @classmethod
+    def parse(cls, code: int, text: str):
+        return cls(code, parse_kv(text), text)
+
+
+class EnterOutcome(ScriptOutcome):
 
     @property
     def entered(self) -> bool:
@@ -84,8 +93,7 @@ class EnterOutcome:
         return self.kv.get("registry_fresh", "unknown")
 
 
-def parse_enter(code: int, text: str) -> EnterOutcome:
-    return EnterOutcome(code, parse_kv(text), text)
+parse_enter = EnterOutcome.parse
 
 
 @dataclass(frozen=True)
@@ -116,12 +124,7 @@ def parse_check(text: str) -> CheckOutcome:
     return CheckOutcome(kv.get("write_probe"), kv.get("read_probe", "000"), kv.get("curl_rc"))
 
 
-@dataclass(frozen=True)
-class CollectOutcome:
-    code: int
-    kv: dict[str, str]
-    text: str
-
+class CollectOutcome(ScriptOutcome):
     @property
     def lock_lost(self) -> bool:
         return self.code == EXIT_LOCK_LOST
@@ -141,16 +144,10 @@ class CollectOutcome:
         return round(b - a, 3) if a is not None and b is not None else None
 
 
-def parse_collect(code: int, text: str) -> CollectOutcome:
-    return CollectOutcome(code, parse_kv(text), text)
+parse_collect = CollectOutcome.parse
 
 
-@dataclass(frozen=True)
-class LeaveOutcome:
-    code: int
-    kv: dict[str, str]
-    text: str
-
+class LeaveOutcome(ScriptOutcome):
     @property
     def not_ours(self) -> bool:
         return self.kv.get("not_ours") == "yes"
@@ -191,5 +188,4 @@ class LeaveOutcome:
         return f"restore failed (exit {self.code}): {tail(self.text)}"
 
 
-def parse_leave(code: int, text: str) -> LeaveOutcome:
-    return LeaveOutcome(code, parse_kv(text), text)
+parse_leave = LeaveOutcome.parse
