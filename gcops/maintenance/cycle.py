@@ -138,7 +138,6 @@ class InstanceCycle:
 
     def _measured_before(self) -> storage.StorageSnapshot:
         snap = self.gc_node.facts.snapshot
-        self.result.storage_driver = self.gc_node.facts.registry.storage_driver
         self._record_snapshot(snap, "before")
         self.on_step(self.instance.name, "measure_before", storage_bytes=snap.storage_bytes)
         self.log.info("measure_before_done", host=self.gc_node.address, storage_bytes=snap.storage_bytes,
@@ -164,8 +163,8 @@ class InstanceCycle:
             raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
         if redis is not None:
             self.after_steps.append(RedisDescriptorPurge(redis, self.log))
-        # the collector prepares last, after every check that may refuse (and after any
-        # tag deletion: retention deletes before the mark, never between it and the window)
+        # the collector prepares last, after every check that may refuse; retention deletes inside the
+        # window (never between a concurrent mark and the window: what it frees goes at the next run)
         if isinstance(self.collector, ConcurrentGC):
             self._step("mark", host=self.gc_node.address)
         self.collector.prepare(self.gc_node)
