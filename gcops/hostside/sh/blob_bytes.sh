@@ -1,4 +1,5 @@
 # Sum the allocated bytes (du -sB1 semantics) of the blob directories named on
+# shellcheck shell=sh
 # stdin, one path per line relative to the storage root "$1"
 # (docker/registry/v2/blobs/sha256/xx/<hex>). Prints one number.
 # A directory that no longer exists counts 0 (already gone); a malformed path,

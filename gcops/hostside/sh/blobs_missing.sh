@@ -1,4 +1,5 @@
 # Which blob digests (one "<algorithm>:<hex>" per line on stdin) have no data in the
+# shellcheck shell=sh
 # filesystem storage under "$1"? Prints missing=<digest> for each; ignores malformed lines.
 R=$1
 [ -d "$R/docker/registry/v2" ] || { echo "gcops: no registry storage under $R" >&2; exit 10; }

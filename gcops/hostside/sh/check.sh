@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # check.sh url=URL probe=PATH ca=FILE mode=readonly|stop: does the window hold on this node?
 # Prints write_probe= (the status a manifest PUT gets), curl_rc=, read_probe= (GET /v2/); always exit 0:
 # gcops judges the figures (a 401 needs credentials or proof of a restart).

@@ -1,4 +1,5 @@
 # gcops --mode concurrent: remove what the mark left (marker, work dir) and stop its dry-run GC if
+# shellcheck shell=sh
 # it still runs (gcops was interrupted during the mark). Idempotent.
 #   $1 storage root   $2 work dir   $3 run id
 set -u

@@ -1,4 +1,5 @@
 # gcops --mode concurrent, step 2, the collector that runs inside the verified write-refused window
+# shellcheck shell=sh
 # in place of the registry's garbage-collect:
 # 1. the delta: every link under repositories/ newer than the marker, and what it keeps alive,
 #    written to "$2/protected":

@@ -1,4 +1,5 @@
 # gcops --mode concurrent, step 1 (writes still accepted): stamp a marker on the storage's own
+# shellcheck shell=sh
 # clock, then run the registry's own GC in dry-run; the blobs it calls eligible are the candidates.
 #   $1 storage root   $2 work dir (host side, gcops-owned)   $3 run id   $4 the GC dry-run command
 # The marker lives in the storage root, beside docker/ (same filesystem and clock as every link

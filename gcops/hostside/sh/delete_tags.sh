@@ -1,4 +1,5 @@
 # Inside the read-only window: remove tags that still point where the plan saw them.
+# shellcheck shell=sh
 # $1: the storage root; stdin: "<repository><TAB><tag><TAB><hex digest>" lines (names checked by
 # gcops: no white space, no quotes, no "..").
 # Only the tag's own directory (_manifests/tags/<tag>) is removed, never the manifest's

@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # enter.sh key=value...: take the lock, record the intent, arm the watchdog, then go read-only (or stop).
 # stdin: the read-only config bytes when write=yes.
 # Exit 0 entered. 75 locked, 76 an earlier run's changes are still there, 77 the config changed since

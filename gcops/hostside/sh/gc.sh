@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # gc.sh d=DIR run=ID gc=COMMAND log=FILE: run the registry's GC (or another collector command) inside
 # this run's window, in a session of its own (restore.sh stops the whole group by gc.pid), output to
 # FILE on the host. Runs to its end even if gcops goes; if gcops is gone when it ends, it leaves the

@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # gc_stop.sh d=DIR run=ID: stop this run's GC (the window stays; restore.sh follows), e.g. before caches are
 # purged after a GC that ran past max_window. Exit 36 when it cannot be stopped, 50 when the lock is not ours.
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh

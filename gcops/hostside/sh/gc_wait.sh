@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # gc_wait.sh d=DIR run=ID seconds=N: gcops lost its connection while gc.sh ran; wait (at most N seconds)
 # for this run's GC to end, then print gc_end= and gc_exit= as gc.sh would have. Exit 50 when the run no
 # longer holds the lock; exit 0 without gc_exit when the GC is still running or left no exit record.

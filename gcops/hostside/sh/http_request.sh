@@ -1,4 +1,5 @@
 # One HTTP request made by curl on the host; prints the answer's headers and body (curl -i).
+# shellcheck shell=sh
 # Everything curl is told (URL, method, headers, credentials) comes on stdin as a curl
 # config (-K -), so no secret is ever on a command line. Exit 127: no curl on the host.
 CURL=$(command -v curl 2>/dev/null || true)

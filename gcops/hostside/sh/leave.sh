@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # leave.sh d=DIR run=ID probe_gc=yes|no: if this run still holds the lock, run restore.sh (which first says
 # whether writes were still refused, with probe_gc=yes) and unlock. When the lock is no longer ours (the watchdog, gc.sh or
 # `gcops recover` restored first), report whether the node is restored so that gcops can judge.

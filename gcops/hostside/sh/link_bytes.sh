@@ -1,4 +1,5 @@
 # Sum the allocated bytes (du -sB1 semantics) of the manifest links safe --delete-untagged
+# shellcheck shell=sh
 # would remove: for each "repo<TAB>hex" line on stdin, the revision link directory and every
 # tag index link to it, under the storage root "$1". Prints one number. Paths already gone
 # count 0; a malformed line, a missing tool or a failing command exits non-zero (never a 0).

@@ -1,4 +1,5 @@
 # List the tags of a filesystem-driver storage with what each points to and when it was pushed.
+# shellcheck shell=sh
 # $1: the storage root; $2: "-" to list only the repositories named on stdin (one a line;
 # names checked by gcops), else every repository.
 # Prints "now=<host epoch>", then one line per tag:

@@ -1,4 +1,5 @@
 # Measure a filesystem-driver storage tree in one pass; "$1" is the storage root.
+# shellcheck shell=sh
 # Portable: GNU coreutils/findutils and BusyBox applets alike (no find -printf,
 # no du -B, no df -B). Prints key=value lines:
 #   fs_used_bytes=N   used bytes of the filesystem holding the tree (df's "used")

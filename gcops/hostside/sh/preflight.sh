@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # preflight.sh cfg=PATH url=URL registry=BINARY ca=FILE probe=PATH: facts about one registry host as
 # key=value lines, then the config itself in base64 after a separator line. Changes nothing.
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh

@@ -1,4 +1,5 @@
 # Print small blobs (manifests, image configs) of a filesystem-driver storage, one line each.
+# shellcheck shell=sh
 # $1: the storage root; stdin: hex sha256 digests, one a line.
 # Prints "<hex><TAB><content with its line breaks removed>" for each blob that exists
 # (JSON needs no line breaks, so removing them keeps it valid).

@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # recover.sh d=DIR: put back what an interrupted run left, with that run's own restore.sh, then unlock.
 # No marker: nothing was changed, the lock alone is removed. Exit 37 when there is no restore.sh to run (gcops then uses its local journal, or names the manual steps).
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh

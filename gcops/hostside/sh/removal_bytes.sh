@@ -1,4 +1,5 @@
 # On-disk bytes of what retention (and --delete-untagged) would remove, each path counted once.
+# shellcheck shell=sh
 # $1: the storage root; stdin lines:
 #   tag<TAB><repository><TAB><tag>        the tag's directory (_manifests/tags/<tag>)
 #   revision<TAB><repository><TAB><hex>   the revision link, and every tag history link to it

@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # restore.sh [WHO [probe]]: installed in the state dir by enter.sh; gcops, the watchdog and `gcops recover` all
 # run this same file. Stops this run's GC, puts the original config back (a rename: no free space
 # needed), brings the service back, verifies. Idempotent and serialised. Exit 0 only when the registry

@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # restore_bytes.sh d=DIR cfg=PATH sha=SHA256 service=COMMAND url=URL ca=FILE: the host lost its own record;
 # write stdin (the original config bytes from gcops' local journal) back, checked, renamed into place
 # (at the target of a symlinked config), run the service command, wait until the registry answers,

@@ -1,4 +1,5 @@
 # storage_check.sh ROOT: refuse a missing storage (exit 10) or one GitLab's metadata database claims
+# shellcheck shell=sh
 # (exit 11); else say whether it holds repositories yet. Changes nothing.
 R=$1
 [ -d "$R" ] || { echo "storage_missing"; exit 10; }

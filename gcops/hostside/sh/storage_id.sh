@@ -1,4 +1,5 @@
 # The identity of a storage, seen the same from every host that mounts it.
+# shellcheck shell=sh
 # "$1": the storage root (the registry's rootdirectory); "$2": an id to create
 # when the storage has none yet (gcops-storage-<32 hex>), or "" to only read.
 # The id lives in a symlink <root>/gcops-storage-id whose target is the id:

@@ -1,4 +1,5 @@
 # Inside the read-only window: unlink manifests no tag reaches any more, the way
+# shellcheck shell=sh
 # `garbage-collect -m` would for them (gcops never passes -m; see registry/untagged.py).
 # $1: the storage root; stdin: "<repository><TAB><hex digest>" lines (names checked by gcops).
 # Removes each revision link directory and every tag history link to it, with one `rm`

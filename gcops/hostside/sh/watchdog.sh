@@ -1,4 +1,5 @@
 # include: common
+# shellcheck shell=sh
 # watchdog.sh: started detached by enter.sh. While this run holds the lock, restore once the deadline
 # (max_window + grace) has passed: gcops may have been killed, or the link to it lost.
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
