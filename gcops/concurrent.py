@@ -5,12 +5,17 @@ Three steps on the GC node, each a static host script (gcops/hostside/sh/concurr
 1. `mark` (writes accepted): a marker file stamped by the storage's own clock in the storage root
    (beside `docker/`, never inside the registry's tree), then the registry's own
    `garbage-collect --dry-run`. The blobs it calls eligible are the candidate set C, kept in a
-   host file (constant memory here, however much garbage there is).
+   host file (constant memory here, however much garbage there is). Then, writes still accepted,
+   the delta's first part: a second marker, the links written since the first, and the list of
+   directories under `repositories/` whose mtime the window checks (every one but a leaf that
+   holds its link: creating a link changes its directory's mtime).
 2. The caller enters the write-refused window and verifies it (a write answers 405).
 3. `collect` (inside the window): the delta (every link under `repositories/` newer than the
-   marker; the digest it names, and every digest the manifests it names mention, recursively
-   through index/list children) is protected; the rest of C is swept the way the registry's
-   own sweep removes a blob (the directory `blobs/sha256/<xx>/<hex>`).
+   marker: those the mark found, and those under a watched directory newer than the second marker;
+   the digest it names, and every digest the manifests it names mention, recursively through
+   index/list children) is protected; the rest of C leaves the registry's tree the way the
+   registry's own sweep removes a blob (the directory `blobs/sha256/<xx>/<hex>`), renamed into the
+   run's trash beside `docker/`, which `cleanup` empties once writes are accepted again.
 
 Why this loses nothing: a blob is referenced after the window only through a link. A link the
 dry-run's mark did not see was written after the mark began, so after the marker (the mark
@@ -63,7 +68,8 @@ class DeltaOutcome:
 class SweepOutcome:
     candidates: int
     spared: int                   # candidates the delta protected
-    swept: int                    # blob directories deleted
+    swept: int                    # blob directories taken out of the registry's tree
+    by: str = "remove"            # "move": renamed into the run's trash (emptied after the window); "remove"
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,8 @@ def parse_collect(text: str, exit_code: int = 0) -> CollectOutcome:
     if any(c is None for c in sweep_counts):
         raise ConcurrentError(f"the sweep gave no counts ({_tail(text)})")
     start, mid, end = (_float(kv, k) for k in ("delta_start", "delta_end", "sweep_end"))
-    return CollectOutcome(delta=delta, sweep=SweepOutcome(*sweep_counts), complete=status == 0,
+    by = "move" if kv.get("sweep_by", [""])[-1] == "move" else "remove"
+    return CollectOutcome(delta=delta, sweep=SweepOutcome(*sweep_counts, by=by), complete=status == 0,
                           delta_seconds=mid - start if start is not None and mid is not None else None,
                           sweep_seconds=end - mid if mid is not None and end is not None else None)
 
@@ -179,12 +186,15 @@ def describe(storage_root: str, gc_dry_run: str) -> list[str]:
         f"({marker_path(storage_root, '<run id>')})",
         f"writes accepted: run the registry's own GC in dry-run: {gc_dry_run}; "
         "the blobs it calls eligible are the candidates",
+        "writes accepted: a second marker; list the links written since the first, and the directories under "
+        "repositories/ whose change the window looks for",
         "enter the write-refused window and verify it (a write answers 405)",
-        "in the window: protect every digest named by a link under repositories/ newer than the marker, "
+        "in the window: protect every digest named by a link under repositories/ newer than the marker (those "
+        "listed, and those under a watched directory changed since the second marker), "
         "and every digest the manifests it names mention (index/list children included)",
-        "in the window: delete the other candidates' blob directories (blobs/sha256/<xx>/<hex>), "
-        "as the registry's own sweep does",
-        "leave the window (restore, verify, unlock) and remove the marker",
+        "in the window: move the other candidates' blob directories (blobs/sha256/<xx>/<hex>, what the "
+        f"registry's own sweep deletes) into {posixpath.join(storage_root, '.gcops-trash-<run id>')}",
+        "leave the window (restore, verify, unlock), then empty the trash and remove the markers",
     ]
 
 
@@ -233,11 +243,12 @@ class ConcurrentCollection:
         return f"cat {shlex.quote(posixpath.join(self.workdir, 'swept'))} 2>/dev/null"
 
     def cleanup(self) -> bool:
-        """Remove the marker and the work dir, stop a dry-run GC still running. Gives whether that worked;
+        """Remove the markers, the trash (the swept blobs) and the work dir, stop a dry-run GC still running.
+        Runs after the window, before the storage is measured. Gives whether that worked;
         never raises (it runs in `finally` blocks; a lost connection must not hide the run's outcome)."""
         try:
             result = self.host.run(scripts.command("concurrent_cleanup", self.root, self.workdir, self.run_id),
-                                   timeout=60, check=False)
+                                   timeout=3600, check=False)
         except Exception as exc:  # noqa: BLE001
             self.log.warning("concurrent_cleanup_failed", error=str(exc))
             return False

@@ -94,7 +94,7 @@ class ConcurrentGC(RegistryGC):
             collected.seconds = (collected.seconds or 0.0) + mark.gc_seconds
         self.log.info("concurrent_swept", host=node.address, links=out.delta.links, protected=out.delta.protected,
                       candidates=out.sweep.candidates, spared=out.sweep.spared, swept=out.sweep.swept,
-                      delta_seconds=out.delta_seconds, sweep_seconds=out.sweep_seconds)
+                      sweep_by=out.sweep.by, delta_seconds=out.delta_seconds, sweep_seconds=out.sweep_seconds)
         if not out.complete:
             return f"{node.address}: the concurrent sweep was stopped part-way ({out.sweep.swept} blobs swept)"
         return None

@@ -35,10 +35,11 @@ def workdirs(h) -> list[str]:
 
 def slow_delta(h, seconds: float) -> None:
     """TEST FIXTURE: a `find` stand-in on the host's PATH (/usr/local/sbin) that takes `seconds` longer
-    when the concurrent collector lists new links (its `-name link`), so the window lasts."""
+    when the concurrent collector, in the window, stats the watched directories (its `-maxdepth 0 -newer`),
+    so the window lasts."""
     stub = h.dir / "bin" / "find"
     stub.write_text("#!/bin/sh\n# TEST FIXTURE (gcops integration tests): a slow find for the concurrent delta\n"
-                    f'case " $* " in *" -name link "*) sleep {seconds:g} ;; esac\nexec /usr/bin/find "$@"\n')
+                    f'case " $* " in *" -maxdepth 0 -newer "*) sleep {seconds:g} ;; esac\nexec /usr/bin/find "$@"\n')
     stub.chmod(0o755)
 
 
@@ -143,7 +144,7 @@ def test_fault_during_the_window_restores(fault, host_factory, tmp_path):
         if fault == "drop":
             assert inst["blobs_deleted"] > 0 and write_probe(h) == 400
         if fault == "max_window":
-            assert "max_window" in inst["error"] and time.monotonic() - t0 < 8
+            assert "max_window" in inst["error"] and time.monotonic() - t0 < 8, err
     if fault == "SIGKILL":     # nobody reads gc.sh's output any more: it restores once the collector ends
         wait_for(lambda: write_probe(h) == 400, 30, "gc.sh to restore on its own")
     h.sh("rm -f /usr/local/sbin/find")

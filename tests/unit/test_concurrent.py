@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ from gcops.registry.gc_output import GCOutputParser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gc"
 BUSYBOX_APPLETS = ("awk", "find", "xargs", "rm", "cat", "wc", "tr", "mkdir", "chmod", "sleep", "date", "tail",
-                   "sed", "grep", "sort")
+                   "sed", "grep", "sort", "mv", "df", "stat", "rmdir", "dirname", "cut")
 
 
 def _shells():
@@ -225,6 +226,46 @@ def test_delta_protects_new_links_and_what_their_manifests_reach(shell, tmp_path
     assert d.bad_links == 1 and d.unreadable == () and d.manifests_read == 3
 
 
+def test_delta_sees_links_of_the_mark_and_of_the_window_alike(shell, tmp_path):
+    """The delta's two parts: links written while the GC dry-run ran (found by the mark's own walk, after
+    its second marker) and links written later (found in the window from the watched directories'
+    mtimes): a link created again in a leaf left empty, a new tag of an existing repository, a layer
+    linked into an existing repository."""
+    t = Tree(tmp_path / "root")
+    cfg_a, layer_a = t.blob(b"cfg-a"), t.blob(b"layer-a")
+    t.manifest("ns/app", cfg_a, [layer_a], old=True, tag="v1")
+    # deleted before the mark: its revision link removed, the leaf directory left (as the registry does)
+    cfg_d, layer_d = t.blob(b"cfg-d"), t.blob(b"layer-d")
+    gone = t.manifest("ns/app", cfg_d, [layer_d], old=True)
+    (t.v2 / "repositories" / "ns/app/_manifests/revisions/sha256" / gone[7:] / "link").unlink()
+    # pushed while the dry-run runs: the GC command itself writes it
+    cfg_m, layer_m = t.blob(b"cfg-m"), t.blob(b"layer-m")
+    body = json.dumps({"schemaVersion": 2, "config": {"digest": cfg_m}, "layers": [{"digest": layer_m}]})
+    during = t.blob(body.encode())
+    rev = t.v2 / "repositories" / "ns/app/_manifests/revisions/sha256" / during[7:]
+    work = tmp_path / "w-r"
+    push = f"mkdir -p {shlex.quote(str(rev))} && printf %s {during} > {shlex.quote(str(rev / 'link'))}"
+    p = run_script(shell, "concurrent_mark", t.root, work, "r", push)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert concurrent.parse_mark(p.stdout).gc_exit == 0
+    assert (work / "links.a").read_text().split() == [f"./ns/app/_manifests/revisions/sha256/{during[7:]}/link"]
+    # after the mark (its second marker): the deleted manifest pushed again, a new tag, a mounted layer
+    t.link(f"ns/app/_manifests/revisions/sha256/{gone[7:]}/link", gone)
+    cfg_n, layer_n = t.blob(b"cfg-n"), t.blob(b"layer-n")
+    new_tag = t.manifest("ns/app", cfg_n, [layer_n], old=False, tag="v2")
+    mounted = t.blob(b"mounted")
+    t.layer_link("ns/app", mounted, old=False)
+    garbage = t.blob(b"garbage")
+    candidates = [cfg_d, layer_d, gone, cfg_m, layer_m, during, cfg_n, layer_n, new_tag, mounted, garbage]
+    (work / "candidates").write_text("".join(f"{d}\n" for d in candidates))
+    p = run_script(shell, "concurrent_collect", t.root, work, "r")
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = concurrent.parse_collect(p.stdout)
+    assert (out.sweep.swept, out.sweep.spared) == (1, 10)
+    assert not t.has_blob(garbage) and all(t.has_blob(d) for d in candidates if d != garbage)
+    assert out.delta.manifests_read == 3
+
+
 def test_an_unreadable_manifest_stops_the_sweep(shell, tmp_path):
     t = Tree(tmp_path / "root")
     work = _marked(shell, tmp_path, t)
@@ -256,6 +297,32 @@ def test_sweep_deletes_unprotected_candidates_only_in_batches(shell, tmp_path):
     # the sweep leaves the blob's two-hex parent directory, as the registry's does
     assert (t.v2 / "blobs" / "sha256" / blobs[0][7:9]).is_dir()
     assert (tmp_path / "root").is_dir() and (t.v2 / "repositories" / "new").is_dir()
+    # one rename a blob, into the run's trash beside docker/ (emptied after the window, by cleanup)
+    trash = t.root / ".gcops-trash-r"
+    assert out.sweep.by == "move" and sorted(p.name for p in trash.iterdir()) == sorted(b[7:] for b in blobs[:590])
+    assert (trash / blobs[0][7:] / "data").read_bytes() == b"b0"
+    p = run_script(shell, "concurrent_cleanup", t.root, work, "r")
+    assert p.returncode == 0 and "cleaned=yes" in p.stdout and not trash.exists()
+    assert all(t.has_blob(b) for b in blobs[590:] + [live])
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare for a mount")
+def test_sweep_deletes_in_place_when_the_blobs_are_another_mount(tmp_path):
+    """A rename from a mount to another would copy: there the sweep deletes as the registry's does."""
+    t = Tree(tmp_path / "root")
+    blobs = [t.blob(f"b{i}".encode()) for i in range(20)]
+    work = _marked((["dash", "-c"], {"PATH": os.environ["PATH"]}), tmp_path, t)
+    (work / "candidates").write_text("".join(f"{b}\n" for b in blobs[:15]))
+    sha = t.v2 / "blobs" / "sha256"
+    script = ('set -e; cp -a "$1" "$1.copy"; mount -t tmpfs gcops-test "$1"; cp -a "$1.copy/." "$1"; shift; '
+              'exec dash -c "$@"')
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "s", str(sha),
+                        scripts.text("concurrent_collect"), "c", str(t.root), str(work), "r"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = concurrent.parse_collect(p.stdout)
+    assert out.sweep.by == "remove" and out.sweep.swept == 15
+    assert not (t.root / ".gcops-trash-r").exists()
 
 
 @pytest.fixture

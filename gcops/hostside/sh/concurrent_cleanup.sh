@@ -1,6 +1,7 @@
-# gcops --mode concurrent: remove what the mark left (marker, work dir) and stop its dry-run GC if
+# gcops --mode concurrent: remove what the run left (marker, work dir, and the trash the sweep
 # shellcheck shell=sh
-# it still runs (gcops was interrupted during the mark). Idempotent.
+# moved swept blobs into) and stop its dry-run GC if it still runs (gcops was interrupted during the
+# mark). Runs after the window, before the storage is measured. Idempotent.
 #   $1 storage root   $2 work dir   $3 run id
 set -u
 ROOT=$1 W=$2 RUN=$3
@@ -15,6 +16,7 @@ if [ -f "$W/gc.pid" ]; then
     stop_tree "$pid" && echo "gc_stopped=$pid"
   fi
 fi
-rm -f "$ROOT/.gcops-mark-$RUN" "$ROOT/.gcops-mark-$RUN.tick"
+rm -f "$ROOT/.gcops-mark-$RUN" "$ROOT/.gcops-mark-$RUN".*
+rm -rf "$ROOT/.gcops-trash-$RUN" || { echo "trash_left=$ROOT/.gcops-trash-$RUN"; exit 1; }
 rm -rf "$W"
 echo "cleaned=yes"

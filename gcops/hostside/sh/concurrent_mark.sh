@@ -6,7 +6,8 @@
 # the registry writes; never inside docker/, the registry's tree). A link written after the GC
 # starts is strictly newer than the marker: the GC starts only once a file written after the marker
 # shows a later mtime (file times are coarse: a jiffy, or a second on some filesystems).
-# Prints key=value lines: marked_at, gc_exit, candidates, gc_error (the log's last lines on failure).
+# Prints key=value lines: marked_at, gc_exit, candidates, gc_error (the log's last lines on failure),
+# then links_since_mark and watched (the delta's first part, below).
 set -u
 ROOT=$1 W=$2 RUN=$3 GC=$4
 MARK="$ROOT/.gcops-mark-$RUN"
@@ -15,7 +16,7 @@ now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "
 
 [ -d "$ROOT/docker" ] || { echo "storage_missing=$ROOT/docker"; exit 10; }
 mkdir -p "$W" && chmod 700 "$W" || { echo "workdir_failed=$W"; exit 11; }
-rm -f "$W/candidates" "$W/gc.log" "$W/gc.pid" "$W/protected" "$W/sweep"
+rm -f "$W/candidates" "$W/gc.log" "$W/gc.pid" "$W/protected" "$W/sweep" "$W/links.a" "$W/dirs" "$W/watch"
 alive() { st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; }
 # the GC runs under `sh -c`: stop that shell's children too (ppid is field 4 of /proc/<pid>/stat)
 stop_tree() {
@@ -31,19 +32,24 @@ for old in "$BASE"/concurrent-*; do
   [ -n "$pid" ] && alive "$pid" && continue
   [ "$(cat "$BASE/lock/run_id" 2>/dev/null)" = "${old##*/concurrent-}" ] && continue   # in its window
   if [ -e "$old/collected" ] || [ -n "$(find "$old" -prune -mtime +0 2>/dev/null)" ]; then
-    rm -f "$ROOT/.gcops-mark-${old##*/concurrent-}"
-    rm -rf "$old"
+    rm -f "$ROOT/.gcops-mark-${old##*/concurrent-}" "$ROOT/.gcops-mark-${old##*/concurrent-}".*
+    rm -rf "$ROOT/.gcops-trash-${old##*/concurrent-}" "$old"
   fi
 done
-rm -f "$MARK" "$TICK"
-: > "$MARK" || { echo "marker_failed=$MARK"; exit 12; }
-n=0
-until : > "$TICK" && [ -n "$(find "$TICK" -newer "$MARK" 2>/dev/null)" ]; do
-  n=$((n + 1))
-  [ "$n" -ge 300 ] && { rm -f "$TICK"; echo "clock_stuck=$MARK"; exit 13; }
-  sleep 0.01
-done
-rm -f "$TICK"
+# stamp FILE: create it, then wait until a file written after it shows a later mtime
+stamp() {
+  rm -f "$1" "$TICK"
+  : > "$1" || { echo "marker_failed=$1"; exit 12; }
+  n=0
+  until : > "$TICK" && [ -n "$(find "$TICK" -newer "$1" 2>/dev/null)" ]; do
+    n=$((n + 1))
+    [ "$n" -ge 300 ] && { rm -f "$TICK"; echo "clock_stuck=$1"; exit 13; }
+    sleep 0.01
+  done
+  rm -f "$TICK"
+}
+rm -f "$MARK.2"
+stamp "$MARK"
 echo "marked_at=$(now)"
 
 echo "gc_start=$(now)"
@@ -57,7 +63,7 @@ n=0
 while alive "$pid"; do
   n=$((n + 1))
   if [ $((n % 5)) -eq 0 ] && ! echo "marking=$(now)" 2>/dev/null; then
-    stop_tree "$pid"; rm -f "$MARK"; rm -rf "$W"; exit 0
+    stop_tree "$pid"; rm -f "$MARK" "$MARK".*; rm -rf "$W"; exit 0
   fi
   sleep 0.2
 done
@@ -75,3 +81,32 @@ awk '/blob eligible for deletion/ {
   if (match($0, /sha256:[0-9a-f]+/) && RLENGTH == 71) print substr($0, RSTART, RLENGTH)
 }' "$W/gc.log" > "$W/candidates" || { echo "candidates_failed=yes"; exit 14; }
 echo "candidates=$(wc -l < "$W/candidates" | tr -d ' ')"
+
+# The delta's first part, writes still accepted, so that the window only looks at what changed
+# since: a second marker ($MARK.2), then
+# - links.a: every link written since the first marker (what the window's delta protects too);
+# - dirs: every directory under repositories/; watch: those the window stats for a changed mtime,
+#   every directory but a leaf that holds its link file. Creating or removing an entry changes its
+#   directory's mtime, so a link created after the second marker shows as a watched directory newer
+#   than it (a new directory's parent, or the leaf a link was removed from and created in again).
+#   A link rewritten in place in a leaf that held it (the registry rewrites links with the content
+#   they had, but tags/<t>/current/link with a new manifest) adds nothing to protect: that manifest's
+#   revision link existed through the mark (so the mark kept what it references) or was created
+#   since, in a watched directory, or was in links.a.
+REPOS="$ROOT/docker/registry/v2/repositories"
+stamp "$MARK.2"
+: > "$W/links.a"; : > "$W/dirs"; : > "$W/links.all"; : > "$W/watch"
+if [ -d "$REPOS" ]; then
+  (cd "$REPOS" && find . -type f -name link -newer "$MARK" > "$W/links.a" &&
+     find . -type d > "$W/dirs" && find . -type f -name link > "$W/links.all") ||
+    { echo "walk_failed=$REPOS"; exit 15; }
+  awk -v LINKS="$W/links.all" 'BEGIN {
+      while ((getline l < LINKS) > 0) if (l ~ /\/link$/) held[substr(l, 1, length(l) - 5)] = 1
+      close(LINKS) }
+    { dir[++n] = $0; p = $0; sub(/\/[^\/]*$/, "", p); parent[p] = 1 }
+    END { for (i = 1; i <= n; i++) if (!(dir[i] in held) || (dir[i] in parent)) print dir[i] }' \
+    "$W/dirs" > "$W/watch" || { echo "walk_failed=$REPOS"; exit 15; }
+  rm -f "$W/links.all"
+fi
+echo "links_since_mark=$(wc -l < "$W/links.a" | tr -d ' ')"
+echo "watched=$(wc -l < "$W/watch" | tr -d ' ')"
