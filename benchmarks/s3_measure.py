@@ -92,11 +92,19 @@ def fill(server, first_image: int, objects: int, threads: int = 16) -> int:
     return first_image + len(keys) // 12
 
 
-def walk(kind: str, url: str, concurrency: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def walk(kind: str, url: str, concurrency: int, server_pid: int) -> dict:
+    """One walk in a child process; with the S3 server's CPU seconds spent meanwhile (`server_cpu`)."""
+    before = cpu_seconds(server_pid)
     out = subprocess.run([sys.executable, "-c", CHILD, str(REPO), kind, url, BUCKET, ROOT, str(concurrency)],
                          capture_output=True, text=True, check=True, timeout=3600,
                          env={k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"})
-    return json.loads(out.stdout)
+    return {**json.loads(out.stdout), "server_cpu": cpu_seconds(server_pid) - before}
 
 
 def main() -> int:
@@ -113,15 +121,22 @@ def main() -> int:
         try:
             server.client().create_bucket(Bucket=BUCKET)
             image = fill(server, 0, args.objects)
-            small = walk("gcops", proxy.url, args.concurrency)
+            pid = server.proc.pid
+            small = walk("gcops", proxy.url, args.concurrency, pid)
             fill(server, image, args.objects * (args.factor - 1))
             rows, floor = [], []
             for _ in range(args.rounds):     # interleaved: the machine's load drifts between rounds
-                rows.append(walk("sequential", proxy.url, 1))
-                rows.append(walk("gcops", proxy.url, args.concurrency))
+                rows.append(walk("sequential", proxy.url, 1, pid))
+                rows.append(walk("gcops", proxy.url, args.concurrency, pid))
                 # the same walks straight to the server (no added latency): what the server itself costs
-                floor.append(walk("sequential", server.url, 1))
-                floor.append(walk("gcops", server.url, args.concurrency))
+                floor.append(walk("sequential", server.url, 1, pid))
+                floor.append(walk("gcops", server.url, args.concurrency, pid))
+            # the server's own CPU for one list request that returns nothing (it still walks the bucket)
+            client, probes = server.client(), 20
+            empty = cpu_seconds(pid)
+            for _ in range(probes):
+                client.list_objects_v2(Bucket=BUCKET, Prefix=ROOT + "no-such-prefix/", MaxKeys=1000)
+            empty = (cpu_seconds(pid) - empty) / probes
         finally:
             proxy.close()
             server.stop()
@@ -137,17 +152,28 @@ def main() -> int:
     rss_growth = max(r["peak_rss_kib"] for r in big) / small["peak_rss_kib"]
     print(f"\nbucket: {seq[0]['objects']} objects ({seq[0]['blobs']} blobs, {seq[0]['bytes']} bytes) under "
           f"s3://{BUCKET}/{ROOT}, +{args.delay * 1000:.0f} ms per request")
-    print(f"{'walk':<12}{'seconds':>10}{'list requests':>15}{'peak RSS MiB':>14}")
-    for r in rows:
-        print(f"{r['kind']:<12}{r['seconds']:>10.2f}{r['requests']:>15}{r['peak_rss_kib'] / 1024:>14.1f}")
-    for r in floor:
-        print(f"{r['kind'] + ' +0ms':<16}{r['seconds']:>6.2f}{r['requests']:>15}{r['peak_rss_kib'] / 1024:>14.1f}")
+    print(f"{'walk':<16}{'seconds':>8}{'list requests':>15}{'peak RSS MiB':>14}{'server CPU s':>14}")
+    for r in rows + floor:
+        name = r["kind"] + (" +0ms" if r in floor else "")
+        print(f"{name:<16}{r['seconds']:>8.2f}{r['requests']:>15}{r['peak_rss_kib'] / 1024:>14.1f}"
+              f"{r['server_cpu']:>14.2f}")
     best_floor = {k: min(r["seconds"] for r in floor if r["kind"] == k) for k in ("sequential", "gcops")}
     print(f"{'gcops small':<12}{small['seconds']:>10.2f}{small['requests']:>15}{small['peak_rss_kib'] / 1024:>14.1f}"
           f"   ({small['objects']} objects)")
     print(f"\nspeed-up (best of each): {speedup:.1f}x  goal >= 4x: {'ok' if speedup >= 4 else 'GOAL MISSED'}")
     print(f"straight to the server (+0 ms): sequential {best_floor['sequential']:.2f}s, gcops "
           f"{best_floor['gcops']:.2f}s: what is left once latency is hidden is the server's own time per key")
+    g = min(big, key=lambda r: r["seconds"])
+    pages = -(-seq[0]["objects"] // 1000)
+    # what the server's CPU costs any walk: a fixed cost per request (measured: a request that returns
+    # nothing) and a cost per key returned (the rest of gcops' server CPU); the fewest requests are one
+    # per 1000 keys
+    least = g["server_cpu"] - max(0, g["requests"] - pages) * empty
+    print(f"the server (one process) was busy {g['server_cpu']:.2f} s of gcops' {g['seconds']:.2f} s walk: "
+          f"{empty * 1000:.0f} ms of CPU a list request even when it returns nothing (moto walks the whole "
+          f"bucket each time), {(g['server_cpu'] - g['requests'] * empty) / seq[0]['objects'] * 1e6:.0f} us a "
+          f"key returned; the fewest requests possible ({pages}, 1000 keys each) would still cost it "
+          f"{least:.2f} s, so no walk can beat {base / least:.1f}x the sequential one on this server")
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     print(f"peak RSS {small['objects']} -> {seq[0]['objects']} objects: {rss_growth:.2f}x  goal <= 1.25x: "
           f"{'ok' if rss_growth <= 1.25 else 'GOAL MISSED'}")
