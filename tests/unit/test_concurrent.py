@@ -233,7 +233,7 @@ def test_delta_sees_links_of_the_mark_and_of_the_window_alike(shell, tmp_path):
     linked into an existing repository."""
     t = Tree(tmp_path / "root")
     cfg_a, layer_a = t.blob(b"cfg-a"), t.blob(b"layer-a")
-    t.manifest("ns/app", cfg_a, [layer_a], old=True, tag="v1")
+    kept = t.manifest("ns/app", cfg_a, [layer_a], old=True, tag="v1")
     # deleted before the mark: its revision link removed, the leaf directory left (as the registry does)
     cfg_d, layer_d = t.blob(b"cfg-d"), t.blob(b"layer-d")
     gone = t.manifest("ns/app", cfg_d, [layer_d], old=True)
@@ -249,6 +249,16 @@ def test_delta_sees_links_of_the_mark_and_of_the_window_alike(shell, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert concurrent.parse_mark(p.stdout).gc_exit == 0
     assert (work / "links.a").read_text().split() == [f"./ns/app/_manifests/revisions/sha256/{during[7:]}/link"]
+    watch = set((work / "watch").read_text().split())
+    # a leaf whose link is newer than the first marker stays watched: were that link removed and written
+    # again after the mark's walks (so in no list), its leaf's mtime still tells
+    assert f"./ns/app/_manifests/revisions/sha256/{during[7:]}" in watch
+    assert f"./ns/app/_manifests/revisions/sha256/{kept[7:]}" not in watch    # its link predates the mark
+    assert f"./ns/app/_manifests/revisions/sha256/{gone[7:]}" in watch        # empty leaf: watched
+    assert "./ns/app/_manifests/revisions/sha256" in watch and "." in watch
+    (rev / "link").unlink()
+    (work / "links.a").write_text("")
+    (rev / "link").write_text(during)
     # after the mark (its second marker): the deleted manifest pushed again, a new tag, a mounted layer
     t.link(f"ns/app/_manifests/revisions/sha256/{gone[7:]}/link", gone)
     cfg_n, layer_n = t.blob(b"cfg-n"), t.blob(b"layer-n")

@@ -86,27 +86,28 @@ echo "candidates=$(wc -l < "$W/candidates" | tr -d ' ')"
 # since: a second marker ($MARK.2), then
 # - links.a: every link written since the first marker (what the window's delta protects too);
 # - dirs: every directory under repositories/; watch: those the window stats for a changed mtime,
-#   every directory but a leaf that holds its link file. Creating or removing an entry changes its
-#   directory's mtime, so a link created after the second marker shows as a watched directory newer
-#   than it (a new directory's parent, or the leaf a link was removed from and created in again).
-#   A link rewritten in place in a leaf that held it (the registry rewrites links with the content
-#   they had, but tags/<t>/current/link with a new manifest) adds nothing to protect: that manifest's
-#   revision link existed through the mark (so the mark kept what it references) or was created
-#   since, in a watched directory, or was in links.a.
+#   every directory but a leaf whose link is older than the first marker. Creating or removing an
+#   entry changes its directory's mtime, so a link created after the second marker shows as a
+#   watched directory newer than it (a new directory's parent, or a leaf whose link is new). A link
+#   written between the markers is in links.a (the window reads its content then: a tag's
+#   current/link may have been rewritten since). A leaf left unwatched held its link from before
+#   the first marker through the mark, so the mark kept what that link names; whatever is written
+#   there later names the same digest (its path), or, for tags/<t>/current/link, a manifest whose
+#   own revision link the mark saw, or is in links.a, or is new in a watched directory.
 REPOS="$ROOT/docker/registry/v2/repositories"
 stamp "$MARK.2"
-: > "$W/links.a"; : > "$W/dirs"; : > "$W/links.all"; : > "$W/watch"
+: > "$W/links.a"; : > "$W/dirs"; : > "$W/links.old"; : > "$W/watch"
 if [ -d "$REPOS" ]; then
   (cd "$REPOS" && find . -type f -name link -newer "$MARK" > "$W/links.a" &&
-     find . -type d > "$W/dirs" && find . -type f -name link > "$W/links.all") ||
+     find . -type d > "$W/dirs" && find . -type f -name link ! -newer "$MARK" > "$W/links.old") ||
     { echo "walk_failed=$REPOS"; exit 15; }
-  awk -v LINKS="$W/links.all" 'BEGIN {
+  awk -v LINKS="$W/links.old" 'BEGIN {
       while ((getline l < LINKS) > 0) if (l ~ /\/link$/) held[substr(l, 1, length(l) - 5)] = 1
       close(LINKS) }
     { dir[++n] = $0; p = $0; sub(/\/[^\/]*$/, "", p); parent[p] = 1 }
     END { for (i = 1; i <= n; i++) if (!(dir[i] in held) || (dir[i] in parent)) print dir[i] }' \
     "$W/dirs" > "$W/watch" || { echo "walk_failed=$REPOS"; exit 15; }
-  rm -f "$W/links.all"
+  rm -f "$W/links.old"
 fi
 echo "links_since_mark=$(wc -l < "$W/links.a" | tr -d ' ')"
 echo "watched=$(wc -l < "$W/watch" | tr -d ' ')"
