@@ -316,6 +316,24 @@ def test_sweep_deletes_unprotected_candidates_only_in_batches(shell, tmp_path):
     assert all(t.has_blob(b) for b in blobs[590:] + [live])
 
 
+def test_sweep_deletes_in_place_what_it_cannot_move(shell, tmp_path):
+    """mv failing (as on a full disk, where the trash directory cannot grow) leaves no candidate behind."""
+    t = Tree(tmp_path / "root")
+    blobs = [t.blob(f"b{i}".encode()) for i in range(30)]
+    work = _marked(shell, tmp_path, t)
+    (work / "candidates").write_text("".join(f"{b}\n" for b in blobs[:20]))
+    stub = tmp_path / "failing-mv"
+    stub.mkdir()
+    (stub / "mv").write_text("#!/bin/sh\n# TEST FIXTURE: an mv that fails, as with ENOSPC\necho 'mv: No space left on device' >&2\nexit 1\n")
+    (stub / "mv").chmod(0o755)
+    argv, env = shell
+    p = subprocess.run(argv + [scripts.text("concurrent_collect"), "c", str(t.root), str(work), "r", "8"],
+                       capture_output=True, text=True, timeout=60, env={**env, "PATH": f"{stub}:{env['PATH']}"})
+    out = concurrent.parse_collect(p.stdout, p.returncode)
+    assert out.complete and out.sweep.swept == 20
+    assert not any(t.has_blob(b) for b in blobs[:20]) and all(t.has_blob(b) for b in blobs[20:])
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare for a mount")
 def test_sweep_deletes_in_place_when_the_blobs_are_another_mount(tmp_path):
     """A rename from a mount to another would copy: there the sweep deletes as the registry's does."""

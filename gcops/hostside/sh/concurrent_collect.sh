@@ -147,10 +147,10 @@ else
   rmdir "$TRASH"
 fi
 echo "sweep_by=$sweep"
-# move: a source already gone makes mv fail, as would a real failure: then only a directory still
-# in place is one (rm -rf ignores what is gone alike)
+# move: where mv fails (a source already gone, or no room left for the trash directory's entries on
+# a full disk), what is still in place is deleted in place, as the registry's own sweep does
 # shellcheck disable=SC2016
-MOVE='mv -f -- "$@" "$0" 2>/dev/null || { for d; do [ ! -e "$d" ] || exit 1; done; }'
+MOVE='mv -f -- "$@" "$0" 2>/dev/null || rm -rf -- "$@"'
 B=${4:-2048}   # a batch: one xargs and a few mv (or rm) processes; the sweep stops only between batches
 total=$(awk -v P="$W/batch." -v B="$B" '{ f = P sprintf("%06d", int((NR - 1) / B))
   if (f != last) { if (last != "") close(last); last = f }
