@@ -15,6 +15,7 @@ from typing import Sequence
 import structlog
 
 from gcops import hostside, journal, preflight
+from gcops.hostside import scripts
 from gcops.config import Config, Instance
 from gcops.hosts import Host, HostError, connect
 from gcops.maintenance import ssh_settings
@@ -64,7 +65,21 @@ def recover_node(instance: Instance, host: Host, state_dir) -> dict:
     if node["ok"]:
         for intent in intents:
             journal.remove_intent(state_dir, instance.name, intent.node, intent.run_id)
+    if facts.storage_root and facts.registry and facts.registry.storage_driver == "filesystem":
+        node["detail"] += _remove_stale_concurrent(host, facts.storage_root, vars["config"])
     return node
+
+
+def _remove_stale_concurrent(host: Host, storage_root: str, config_path: str) -> str:
+    """What interrupted `--mode concurrent` runs left (markers; the trash of swept blobs, taking room):
+    removed once none of them can still need it. Gives a note for the node's detail ("" when none)."""
+    result = host.run(scripts.command("concurrent_stale", storage_root, hostside.host_state_dir(config_path)),
+                      timeout=3600, check=False)
+    removed = [line[len("removed="):] for line in result.text.splitlines() if line.startswith("removed=")]
+    note = f"; removed what concurrent run {', '.join(removed)} left (markers, swept blobs)" if removed else ""
+    if result.exit_code != 0 or "stale_done=yes" not in result.text:
+        note += f"; what interrupted concurrent runs left could not be checked: {result.text.strip()[-200:]}"
+    return note
 
 
 def _restore_from_journal(host: Host, intent: journal.Intent) -> dict:

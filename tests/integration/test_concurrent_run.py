@@ -147,5 +147,11 @@ def test_fault_during_the_window_restores(fault, host_factory, tmp_path):
             assert "max_window" in inst["error"] and time.monotonic() - t0 < 8, err
     if fault == "SIGKILL":     # nobody reads gc.sh's output any more: it restores once the collector ends
         wait_for(lambda: write_probe(h) == 400, 30, "gc.sh to restore on its own")
+        # the swept blobs wait in the run's trash, taking room: `gcops recover` (the next action) empties it
+        wait_for(lambda: list(h.storage_dir.glob(".gcops-trash-*")), 30, "the collector's trash")
+        rec = run_gcops("--config", str(config), "recover", "--json")
+        assert rec.returncode == 0, rec.stderr
+        assert "removed what concurrent run" in json_doc(rec)["instances"][0]["nodes"][0]["detail"]
+        assert not list(h.storage_dir.glob(".gcops-trash-*")) and not markers(h) and not workdirs(h)
     h.sh("rm -f /usr/local/sbin/find")
     _after_fault(h, tmp_path, garbage, original)

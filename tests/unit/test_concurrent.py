@@ -408,14 +408,44 @@ def test_cleanup_removes_marker_and_workdir_and_is_idempotent(shell, tmp_path):
     assert (t.root / "docker").is_dir()
 
 
+def test_stale_removes_only_what_no_run_can_still_need(shell, tmp_path):
+    """recover's sweep of leftovers: a run whose collector ran goes (markers, trash, work dir); a run
+    still marking, one in its window (holding the lock) and a fresh one between mark and window stay."""
+    t = Tree(tmp_path / "root")
+    base = tmp_path / "state"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        for run in ("done", "marking", "window", "between"):
+            w = base / f"concurrent-{run}"
+            w.mkdir(parents=True)
+            (t.root / f".gcops-mark-{run}").write_text("")
+            (t.root / f".gcops-mark-{run}.2").write_text("")
+            (t.root / f".gcops-trash-{run}" / "ab").mkdir(parents=True)
+        (base / "concurrent-done" / "collected").write_text("")
+        (base / "concurrent-marking" / "gc.pid").write_text(str(sleeper.pid))
+        (base / "concurrent-window" / "collected").write_text("")
+        (base / "lock").mkdir()
+        (base / "lock" / "run_id").write_text("window")
+        p = run_script(shell, "concurrent_stale", t.root, base)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert p.returncode == 0 and p.stdout.split() == ["removed=done", "stale_done=yes"], p.stdout + p.stderr
+    left = sorted(x.name for x in t.root.iterdir() if x.name.startswith(".gcops"))
+    assert left == sorted(f"{kind}{run}{ext}" for run in ("marking", "window", "between")
+                          for kind, ext in ((".gcops-mark-", ""), (".gcops-mark-", ".2"), (".gcops-trash-", "")))
+    assert sorted(x.name for x in base.iterdir()) == ["concurrent-between", "concurrent-marking",
+                                                     "concurrent-window", "lock"]
+    assert (t.root / "docker").is_dir()
+
+
 def test_scripts_pass_shellcheck():
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed")
-    here = Path(concurrent.__file__).parent / "hostside" / "sh"
-    files = sorted(str(p) for p in here.glob("concurrent_*.sh"))
-    assert len(files) == 3
-    p = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", *files], capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout
+    for name in ("concurrent_mark", "concurrent_collect", "concurrent_cleanup", "concurrent_stale"):
+        p = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", "-"], input=scripts.text(name),
+                           capture_output=True, text=True)
+        assert p.returncode == 0, name + "\n" + p.stdout
 
 
 def test_concurrent_with_delete_untagged_is_a_config_error_naming_the_key(tmp_path):

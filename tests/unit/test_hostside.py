@@ -12,7 +12,7 @@ from gcops import hostside
 from gcops.hostside import outcomes, scripts
 
 SH_DIR = Path(hostside.__file__).parent / "sh"
-NAMES = sorted(p.stem for p in SH_DIR.glob("*.sh") if p.stem != "common")
+NAMES = sorted(p.stem for p in SH_DIR.glob("*.sh") if not p.stem.endswith("common"))   # not the included ones
 ON_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 

@@ -1,3 +1,4 @@
+# include: concurrent_common
 # gcops --mode concurrent: remove what the run left (marker, work dir, and the trash the sweep
 # shellcheck shell=sh
 # moved swept blobs into) and stop its dry-run GC if it still runs (gcops was interrupted during the
@@ -5,11 +6,6 @@
 #   $1 storage root   $2 work dir   $3 run id
 set -u
 ROOT=$1 W=$2 RUN=$3
-# the GC runs under `sh -c`: stop that shell's children too (ppid is field 4 of /proc/<pid>/stat)
-stop_tree() {
-  for child in $(awk -v p="$1" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do stop_tree "$child"; done
-  kill -TERM "$1" 2>/dev/null
-}
 if [ -f "$W/gc.pid" ]; then
   pid=$(cat "$W/gc.pid" 2>/dev/null)
   if [ -n "$pid" ] && grep -q garbage-collect "/proc/$pid/cmdline" 2>/dev/null; then

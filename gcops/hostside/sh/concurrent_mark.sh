@@ -1,3 +1,4 @@
+# include: concurrent_common
 # gcops --mode concurrent, step 1 (writes still accepted): stamp a marker on the storage's own
 # shellcheck shell=sh
 # clock, then run the registry's own GC in dry-run; the blobs it calls eligible are the candidates.
@@ -17,25 +18,8 @@ now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "
 [ -d "$ROOT/docker" ] || { echo "storage_missing=$ROOT/docker"; exit 10; }
 mkdir -p "$W" && chmod 700 "$W" || { echo "workdir_failed=$W"; exit 11; }
 rm -f "$W/candidates" "$W/gc.log" "$W/gc.pid" "$W/protected" "$W/sweep" "$W/links.a" "$W/dirs" "$W/watch"
-alive() { st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; }
-# the GC runs under `sh -c`: stop that shell's children too (ppid is field 4 of /proc/<pid>/stat)
-stop_tree() {
-  for child in $(awk -v p="$1" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do stop_tree "$child"; done
-  kill -TERM "$1" 2>/dev/null
-}
-# What runs gcops killed in their window left (their collector ran: `collected`), or left a day
-# or more ago; never a run still marking (its GC alive) or one between its mark and its window.
-BASE=$(dirname "$W")
-for old in "$BASE"/concurrent-*; do
-  [ -d "$old" ] && [ "$old" != "$W" ] || continue
-  pid=$(cat "$old/gc.pid" 2>/dev/null)
-  [ -n "$pid" ] && alive "$pid" && continue
-  [ "$(cat "$BASE/lock/run_id" 2>/dev/null)" = "${old##*/concurrent-}" ] && continue   # in its window
-  if [ -e "$old/collected" ] || [ -n "$(find "$old" -prune -mtime +0 2>/dev/null)" ]; then
-    rm -f "$ROOT/.gcops-mark-${old##*/concurrent-}" "$ROOT/.gcops-mark-${old##*/concurrent-}".*
-    rm -rf "$ROOT/.gcops-trash-${old##*/concurrent-}" "$old"
-  fi
-done
+# What runs gcops killed in or after their window left, or left a day or more ago
+remove_stale "$ROOT" "$(dirname "$W")" "$W" > /dev/null
 # stamp FILE: create it, then wait until a file written after it shows a later mtime
 stamp() {
   rm -f "$1" "$TICK"
