@@ -7,8 +7,8 @@ Three steps on the GC node, each a static host script (gcops/hostside/sh/concurr
    `garbage-collect --dry-run`. The blobs it calls eligible are the candidate set C, kept in a
    host file (constant memory here, however much garbage there is). Then, writes still accepted,
    the delta's first part: a second marker, the links written since the first, and the list of
-   directories under `repositories/` whose mtime the window checks (every one but a leaf that
-   holds its link: creating a link changes its directory's mtime).
+   directories under `repositories/` whose mtime the window checks (every one but a leaf whose link
+   predates the first marker: creating a link changes its directory's mtime).
 2. The caller enters the write-refused window and verifies it (a write answers 405).
 3. `collect` (inside the window): the delta (every link under `repositories/` newer than the
    marker: those the mark found, and those under a watched directory newer than the second marker;
@@ -20,7 +20,8 @@ Three steps on the GC node, each a static host script (gcops/hostside/sh/concurr
 Why this loses nothing: a blob is referenced after the window only through a link. A link the
 dry-run's mark did not see was written after the mark began, so after the marker (the mark
 starts only once the storage clock has moved past the marker's mtime): the delta sees it and
-protects what it names. A link the mark saw made the blob marked, so it is not in C. Writes stop
+protects what it names (concurrent_mark.sh's header says why its list and the watched directories
+find every such link). A link the mark saw made the blob marked, so it is not in C. Writes stop
 (verified) before the delta is read and resume only after the sweep.
 
 `ConcurrentCollection` is the I/O around the pure parsers below, for one storage root.

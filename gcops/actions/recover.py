@@ -5,7 +5,9 @@ run and the watchdog use) or, when that is gone, from the local journal (the
 original config bytes). A lock held by a run that is still alive is respected
 (exit 75); one whose holder is provably dead (same machine, pid gone) or whose
 watchdog deadline has passed is taken over. Where neither record can restore,
-the node is reported NOT restored (exit 3) with the manual steps.
+the node is reported NOT restored (exit 3) with the manual steps. Then what
+interrupted `--mode concurrent` runs left beside the storage (markers, the trash
+of swept blobs) goes, once no run can need it.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from typing import Sequence
 import structlog
 
 from gcops import hostside, journal, preflight
-from gcops.hostside import scripts
 from gcops.config import Config, Instance
+from gcops.hostside import scripts
 from gcops.hosts import Host, HostError, connect
 from gcops.maintenance import ssh_settings
 
