@@ -149,14 +149,19 @@ def choice(options: tuple[str, ...], default: Any, doc: str = "") -> Key:
     return Key(listed, (str,), parse, default, doc)
 
 
-def duration(default: Any, doc: str = "") -> Key:
-    def parse(value: str, base: Path) -> float:
+def _text_key(kind: str, parser, default: Any, doc: str) -> Key:
+    """A key whose string value `parser` turns into a value, its ValueError into Invalid."""
+    def parse(value: str, base: Path) -> Any:
         try:
-            return parse_duration(value)
+            return parser(value)
         except ValueError as exc:
             raise Invalid(str(exc)) from None
 
-    return Key("a duration string like '90s', '30m' or '2h'", (str,), parse, default, doc)
+    return Key(kind, (str,), parse, default, doc)
+
+
+def duration(default: Any, doc: str = "") -> Key:
+    return _text_key("a duration string like '90s', '30m' or '2h'", parse_duration, default, doc)
 
 
 def path(default: Any, *, empty_is_none: bool = False, doc: str = "") -> Key:
@@ -383,13 +388,7 @@ def parse_age(text: str) -> float:
 
 
 def age(default: Any = ABSENT, doc: str = "") -> Key:
-    def parse(value: str, base: Path) -> float:
-        try:
-            return parse_age(value)
-        except ValueError as exc:
-            raise Invalid(str(exc)) from None
-
-    return Key("an age string like '14d', '2w' or '36h'", (str,), parse, default, doc)
+    return _text_key("an age string like '14d', '2w' or '36h'", parse_age, default, doc)
 
 
 def regex(default: Any = ABSENT, doc: str = "") -> Key:

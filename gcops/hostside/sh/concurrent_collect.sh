@@ -37,7 +37,7 @@ BLOBS="$V2/blobs/sha256"
 now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "$t" ;; esac; }
 MARK2="$MARK.2"
 for f in "$MARK" "$MARK2"; do [ -f "$f" ] || { echo "marker_missing=$f"; exit 30; }; done
-for f in candidates links.a dirs watch; do [ -f "$W/$f" ] || { echo "candidates_missing=$W/$f"; exit 31; }; done
+for f in candidates links.a dirs watch; do [ -f "$W/$f" ] || { echo "work_file_missing=$W/$f"; exit 31; }; done
 # A storage clock stepped back since the mark would hide links written after it: refuse.
 : > "$MARK.now" && [ -n "$(find "$MARK.now" -newer "$MARK" -newer "$MARK2" 2>/dev/null)" ] ||
   { rm -f "$MARK.now"; echo "clock_went_back=$MARK"; echo "collect_exit=1"; exit 0; }
