@@ -71,12 +71,24 @@ class Result:
         return self.stdout.decode("utf-8", "replace")
 
 
+def command_name(command: str) -> str:
+    """What a command is, for an error line: the host scripts it runs (`/bin/sh -c <text> gcops-<name>
+    ...` is `<name>.sh`; several joined with `&&` are named in turn), else its first line, shortened."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    names = [f"{words[i + 2][len('gcops-'):]}.sh" for i in range(len(words) - 2)
+             if words[i] == "-c" and words[i + 2].startswith("gcops-")]
+    return " && ".join(names) if names else command.splitlines()[0][:120] if command else "(empty command)"
+
+
 class CommandFailed(HostError):
     def __init__(self, host: str, command: str, result: Result):
         self.host, self.command, self.result = host, command, result
         tail = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()[-5:]
         super().__init__(
-            f"{host}: command exited {result.exit_code}: {command.splitlines()[0][:120]}"
+            f"{host}: {command_name(command)} exited {result.exit_code}"
             + (f": {' | '.join(tail)}" if tail else "")
         )
 
@@ -126,9 +138,9 @@ class _LineSplitter:
 
 def _check_wait(deadline: float | None, cancel: threading.Event | None, name: str, command: str) -> None:
     if cancel is not None and cancel.is_set():
-        raise Cancelled(f"{name}: interrupted while running {command.split()[0]}")
+        raise Cancelled(f"{name}: interrupted while running {command_name(command)}")
     if deadline is not None and time.monotonic() > deadline:
-        raise CommandTimeout(f"{name}: deadline passed while running {command.split()[0]}")
+        raise CommandTimeout(f"{name}: deadline passed while running {command_name(command)}")
 
 
 def _wrap_sudo(command: str, sudo: bool) -> str:
@@ -148,7 +160,7 @@ class LocalHost:
             proc = subprocess.run(["/bin/sh", "-c", _wrap_sudo(command, self.sudo)], input=input,
                                   capture_output=True, timeout=timeout, start_new_session=True)
         except subprocess.TimeoutExpired as exc:
-            raise CommandTimeout(f"local: command timed out after {timeout}s: {command.split()[0]}") from exc
+            raise CommandTimeout(f"local: {command_name(command)} timed out after {timeout}s") from exc
         result = Result(proc.returncode, proc.stdout, proc.stderr)
         if check and result.exit_code != 0:
             raise CommandFailed(self.name, command, result)
@@ -286,7 +298,7 @@ class SSHHost:
                         on_err(chan.recv_stderr(CHUNK))
                     break
                 if not self._alive():
-                    raise ConnectionLost(f"{self.name}: SSH connection lost while running {command.split()[0]}")
+                    raise ConnectionLost(f"{self.name}: SSH connection lost while running {command_name(command)}")
             code = chan.recv_exit_status()
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise ConnectionLost(f"{self.name}: SSH connection lost: {exc}") from exc

@@ -185,7 +185,7 @@ class LeaveOutcome(ScriptOutcome):
                           ("params_unreadable", "the host's record of this run is unreadable")):
             if key in self.kv or key in self.text.split():
                 return what
-        return f"restore failed (exit {self.code}): {tail(self.text)}"
+        return f"restore failed (leave.sh exited {self.code}): {tail(self.text)}"
 
 
 parse_leave = LeaveOutcome.parse

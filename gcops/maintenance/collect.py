@@ -72,7 +72,7 @@ class RegistryGC:
             raise WindowFailed(f"{node.address}: this run no longer holds the lock (taken over by "
                                f"{outcome.kv.get('lock_lost') or 'nobody'}); GC not run")
         if outcome.exit_code is None:
-            raise WindowFailed(f"{node.address}: the GC script ended early (exit {code}): "
+            raise WindowFailed(f"{node.address}: the GC script gc.sh ended early (exit {code}): "
                                f"{outcomes.tail(outcome.text)}")
         collected.exit_code = outcome.exit_code
 

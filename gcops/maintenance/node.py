@@ -115,7 +115,8 @@ def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutco
         node.window_start = outcome.window_start
     if not outcome.entered:
         what = "read-only" if plan.host_mode == "readonly" else "stop"
-        raise WindowFailed(f"{node.address}: entering {what} failed (exit {outcome.code}): {outcome.reason}")
+        raise WindowFailed(f"{node.address}: entering {what} failed (enter.sh exited {outcome.code}): "
+                           f"{outcome.reason}")
     log.info("entered", host=node.address, watchdog=outcome.kv.get("watchdog"), stage=outcome.kv.get("stage"),
              restarted=outcome.restarted,
              seconds=round(outcome.ready - outcome.window_start, 3) if outcome.ready and outcome.window_start else None)

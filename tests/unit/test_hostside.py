@@ -105,3 +105,27 @@ def test_parse_leave():
     assert not failed.restored and "does not answer" in failed.reason
     # restore.sh's "restored=yes" is the only success: an exit 0 without it is not one
     assert not outcomes.parse_leave(0, "leave_exit=0\n").restored
+
+
+def test_a_failing_host_script_is_named_with_its_exit_code_and_output(tmp_path):
+    """Scripts go as `/bin/sh -c <text> gcops-<name> ...`: the error names the script, not /bin/sh
+    (a real /bin/sh runs them here)."""
+    from gcops.hosts import CommandFailed, CommandTimeout, LocalHost
+
+    with pytest.raises(CommandFailed) as failed:
+        LocalHost().run(scripts.command("enter", "bogus=1"))
+    message = str(failed.value)
+    assert message.startswith("local: enter.sh exited 2: refused=unknown argument bogus"), message
+    assert "/bin/sh" not in message
+    with pytest.raises(CommandFailed) as failed:      # two scripts joined: both named
+        LocalHost().run(hostside.storage_check_command(str(tmp_path / "gone"), scripts.command("measure", "x")))
+    assert str(failed.value) == "local: storage_check.sh && measure.sh exited 10: storage_missing"
+    (tmp_path / "lock").mkdir()                       # gc_wait.sh waits for a GC that runs on
+    (tmp_path / "lock" / "run_id").write_text("r\n")
+    (tmp_path / "gc.pid").write_text("1\n")
+    with pytest.raises(CommandTimeout, match=r"^local: deadline passed while running gc_wait\.sh$"):
+        LocalHost().stream(scripts.command("gc_wait", f"d={tmp_path}", "run=r", "seconds=30"), lambda line: None,
+                           deadline=__import__("time").monotonic() + 0.3)
+    with pytest.raises(CommandFailed, match=r"^local: cat /nonexistent/x exited 1: cat: /nonexistent/x"):
+        LocalHost().run("cat /nonexistent/x")
+    assert outcomes.parse_leave(9, "boom\n").reason == "restore failed (leave.sh exited 9): boom"
