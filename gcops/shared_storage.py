@@ -16,8 +16,10 @@ directory listings moves with every push, so two instances read a moment apart
 disagree. The id file is one entry beside (not inside) the registry's `docker/`
 tree that the registry never reads; as a short symlink it takes no disk block,
 so `du`-style figures do not move. Its limits: the first run creates it (a
-storage never run by gcops has none yet: `check` only reads it), and a root
-gcops cannot write gives no identity (logged; nothing is refused for it).
+storage never run by gcops has none yet: `check` only reads it). A screen that
+fails (the host unreachable, a root gcops cannot write or read, an unreadable
+history) refuses that instance, naming the cause: a guard that cannot look
+must not let the run pass unscreened. The other instances go on.
 
 Within one run (`screen`), every targeted instance's id is read in a pre-phase
 that ends before any instance's cycle starts; instances with the same id are
@@ -94,8 +96,8 @@ class Sighting:
 
 def sight(instance: Instance, *, create: bool) -> Sighting:
     """Connect to the instance's first host and read (with `create`, make when missing) the id of
-    the storage its registry uses. Never raises: a failure is in `error` (the cycle meets it again
-    and reports it there)."""
+    the storage its registry uses. Never raises: a failure is in `error` (`screen` refuses the
+    instance for it)."""
     seen = Sighting(instance)
     host = None
     try:
@@ -178,21 +180,24 @@ class Screening:
 
 def screen(config: Config, sightings: list[Sighting], log) -> Screening:
     """Given every targeted instance's sighting (`sight`, all taken before any window opens):
-    refuse instances that share one storage, and instances on a storage another configured
-    instance collected last (history). Never raises."""
+    refuse instances that share one storage, instances on a storage another configured
+    instance collected last (history), and instances the screen could not check (the cause named).
+    Never raises."""
     screening = Screening(sightings, find_shared(sightings))
     configured = {i.name: i for i in config.instances}
     for seen in sightings:
         name = seen.instance.name
         if seen.error:
-            log.info("storage_id_unknown", instance=name, host=seen.instance.hosts[0], reason=seen.error)
+            screening.refusals[name] = screen_failed(seen.instance, f"its storage could not be identified: "
+                                                                   f"{seen.error}")
             continue
         if name in screening.refusals or not seen.storage_id:
             continue
         try:
             owner = history.storage_owner(config.settings.state_dir, seen.storage_id)
         except history.HistoryError as exc:
-            log.warning("storage_owner_unknown", instance=name, error=str(exc))
+            screening.refusals[name] = screen_failed(seen.instance, f"the history of who collected its storage "
+                                                                   f"could not be read: {exc}")
             continue
         if owner is None or owner["instance"] == name:
             continue
@@ -212,6 +217,12 @@ def screen(config: Config, sightings: list[Sighting], log) -> Screening:
     for name, why in screening.refusals.items():
         log.warning("shared_storage_refused", instance=name, reason=why)
     return screening
+
+
+def screen_failed(instance: Instance, cause: str) -> str:
+    """The refusal of an instance the shared-storage screen could not check."""
+    return (f"shared-storage screen failed on {instance.hosts[0]}: {cause}; gcops cannot rule out another "
+            "registry writing the same storage, so this instance is not collected")
 
 
 def refused_result(instance: Instance, mode: str, delete_untagged: bool, why: str) -> InstanceResult:

@@ -44,7 +44,7 @@ def check(config: Config, targets: Sequence[str], parallel: int | None = None) -
                              parallel or config.settings.parallel)
     refusals = shared_storage.screen(config, sightings, structlog.get_logger()).refusals
     for result, seen in zip(results, sightings):
-        if seen.storage_id:
+        if seen.storage_id or seen.error:
             why = refusals.get(result["name"])
             result["checks"].append(preflight.Check("shared_storage", why is None,
                                                     why or f"{seen.storage_id}: no other instance").to_dict())

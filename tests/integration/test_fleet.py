@@ -30,8 +30,9 @@ def test_fleet_in_parallel_with_one_unreachable(host_factory, tmp_path):
     doc = json_doc(proc)
     assert proc.returncode == 1, proc.stderr
     by_name = {i["name"]: i for i in doc["instances"]}
-    assert [by_name[h.name]["status"] for h in hosts] == ["ok", "ok", "ok", "failed"]
-    assert by_name["fleet3"]["error"]
+    # the unreachable one is refused by the shared-storage screen (it cannot look), naming the cause
+    assert [by_name[h.name]["status"] for h in hosts] == ["ok", "ok", "ok", "skipped"]
+    assert "shared-storage screen failed" in by_name["fleet3"]["error"] and hosts[3].address in by_name["fleet3"]["error"]
     assert doc["totals"] == {"reclaimed_bytes": sum(by_name[h.name]["reclaimed_bytes"] for h in hosts[:3]),
                              "instances_ok": 3, "instances_failed": 1}
     for h in hosts[:3]:
@@ -41,8 +42,8 @@ def test_fleet_in_parallel_with_one_unreachable(host_factory, tmp_path):
         assert all_pull(h, garbage[h.name].kept)
     assert hosts[3].config_file.read_bytes() == before["fleet3"][0]
     assert images.storage_du(hosts[3]) == before["fleet3"][1]
-    durations = sum(by_name[h.name]["duration_seconds"] for h in hosts)
-    assert wall < 0.6 * durations, (wall, durations)
+    durations = sum(by_name[h.name]["duration_seconds"] for h in hosts[:3])
+    assert wall < 0.6 * durations + 3, (wall, durations)     # + the screen's one connect_timeout to fleet3
 
 
 def test_parallel_one_is_sequential(host_factory, tmp_path):

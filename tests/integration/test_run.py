@@ -124,7 +124,7 @@ def test_changed_host_key_is_refused_and_host_untouched(host_factory, tmp_path):
     proc = run_gcops("--config", str(config), "run", "--json")
     doc = json_doc(proc)
     assert proc.returncode == 1
-    assert "host key" in doc["instances"][0]["error"].lower() and doc["instances"][0]["status"] == "failed"
+    assert "host key" in doc["instances"][0]["error"].lower() and doc["instances"][0]["status"] == "skipped"
     assert h.config_file.read_bytes() == config_before and images.storage_du(h) == du_before
     assert not (h.config_file.parent / ".gcops").exists()
 

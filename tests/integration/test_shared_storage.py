@@ -70,3 +70,33 @@ def test_a_storage_last_collected_by_another_configured_instance_is_refused(host
     inst = json_doc(proc)["instances"][0]
     assert inst["status"] == "skipped" and "last collected as instance 'reg-a'" in inst["error"]
     assert b.config_file.read_bytes() == original and write_probe(b) == 400
+
+
+def test_a_storage_the_screen_cannot_identify_refuses_that_instance_only(host_factory, tmp_path):
+    """The screen fails on one instance (its storage's id entry is not gcops'): that one is refused with the
+    cause named and left untouched, the other is collected; then, the entry removed, the next run collects it."""
+    a, b = host_factory("screena"), host_factory("screenb")
+    garbage = {h.name: make_garbage(h, tmp_path / h.name, kept=1, deleted=1, seed=i) for i, h in enumerate((a, b))}
+    (a.storage_dir / "gcops-storage-id").write_text("someone else's file\n")
+    original, blobs = a.config_file.read_bytes(), images.blob_digests_on_disk(a)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(a.known_hosts.read_text() + b.known_hosts.read_text())
+    config = write_config(tmp_path / "gcops.toml", [instance_block("reg-a", a), instance_block("reg-b", b)],
+                          state_dir=tmp_path / "state", client_key=a.client_key, known_hosts=known_hosts)
+
+    proc = run_gcops("--config", str(config), "run", "--json")
+
+    assert proc.returncode == 1, proc.stderr
+    by_name = {i["name"]: i for i in json_doc(proc)["instances"]}
+    assert by_name["reg-b"]["status"] == "ok" and by_name["reg-b"]["blobs_deleted"] > 0
+    refused = by_name["reg-a"]
+    assert refused["status"] == "skipped", refused
+    assert refused["error"].startswith(f"refused: shared-storage screen failed on {a.address}: ")
+    assert "gcops-storage-id is not a symlink" in refused["error"]
+    assert images.blob_digests_on_disk(a) == blobs and a.config_file.read_bytes() == original    # untouched
+    assert write_probe(a) == 400 and all_pull(a, garbage[a.name].kept)
+    # the user's next action: the foreign entry moved away, the instance is screened and collected
+    (a.storage_dir / "gcops-storage-id").unlink()
+    proc = run_gcops("--config", str(config), "run", "--json", "reg-a")
+    assert proc.returncode == 0, proc.stderr
+    assert json_doc(proc)["instances"][0]["blobs_deleted"] > 0 and all_pull(a, garbage[a.name].kept)

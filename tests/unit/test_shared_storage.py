@@ -133,3 +133,19 @@ def test_s3_storages_are_recognised_by_endpoint_bucket_and_root():
     assert bucket_identity(config("reg/"))[1] == one                  # the same place, spelled differently
     assert bucket_identity(config("/other"))[1] != one
     assert bucket_identity(config("/reg", bucket="another"))[1] != one
+
+
+def test_a_screen_that_cannot_look_refuses_that_instance_only(tmp_path):
+    """A failing guard refuses (the cause named), never passes; the other instances are screened as usual."""
+    log = structlog.get_logger()
+    cfg = config(tmp_path, "a", "b")
+    sid = "gcops-storage-" + "d" * 32
+    seen = [Sighting(cfg.instances[0], error="storage_id: /srv/reg/gcops-storage-id is not a symlink; not gcops'"),
+            Sighting(cfg.instances[1], "/srv/other", sid)]
+    refusals = shared_storage.screen(cfg, seen, log).refusals
+    assert list(refusals) == ["a"]
+    assert refusals["a"].startswith("shared-storage screen failed on 10.0.0.1: its storage could not be identified: "
+                                    "storage_id: /srv/reg/gcops-storage-id is not a symlink")
+    history.db_path(tmp_path).write_text("not a database\n")        # the history cannot be read
+    refusals = shared_storage.screen(cfg, seen[1:], log).refusals
+    assert list(refusals) == ["b"] and "history of who collected its storage could not be read" in refusals["b"]
