@@ -186,8 +186,7 @@ def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
     else:
         checks.append(Check("storage_root", False, f"cannot check {facts.storage_root}: {state}"))
     checks.append(_answering(facts, vars))
-    checks.append(Check("gc_binary", facts.kv.get("gc_binary") == "yes",
-                        vars["registry"] if facts.kv.get("gc_binary") == "yes" else f"{vars['registry']} not executable"))
+    checks.append(_gc_binary(facts, vars["registry"]))
     checks.append(Check("curl", bool(facts.kv.get("curl")),
                         facts.kv.get("curl") or "no curl on the host: gcops probes the registry with it"))
     checks.append(Check("setsid", facts.kv.get("setsid") == "yes",
@@ -204,6 +203,17 @@ def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
     if facts.leftover and lock is None:
         checks.append(Check("leftover", True, f"changes left by {facts.leftover} (will be recovered first)"))
     return checks
+
+
+def _gc_binary(facts: NodeFacts, registry: str) -> Check:
+    """The registry binary as the host's sh finds it: a path, or a bare name looked up in the host's PATH."""
+    found = facts.kv.get("gc_binary_path", "")
+    if facts.kv.get("gc_binary") == "yes":
+        return Check("gc_binary", True, registry if found in ("", registry) else f"{registry} ({found})")
+    if "/" in registry:
+        return Check("gc_binary", False, f"{registry} not executable")
+    return Check("gc_binary", False, f"{registry} not found as an executable file in the host's PATH "
+                                     f"({facts.kv.get('path', '?')}); give vars.registry as a full path")
 
 
 def _answering(facts: NodeFacts, vars: dict[str, str]) -> Check:

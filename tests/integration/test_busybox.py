@@ -33,3 +33,34 @@ def test_busybox_host_reports_the_real_drop(host_factory, tmp_path):
     assert 0 < planned["reclaimable_bytes"] <= drop + drop // 100, (planned, drop)
     assert h.config_file.read_bytes() == original and write_probe(h) == 400
     assert all_pull(h, garbage.kept)
+
+
+def test_registry_named_by_a_bare_path_name_runs_like_a_shell_would(host_factory, tmp_path):
+    """`registry = "docker-registry"` (no slash): found through the host's PATH as sh finds it, here on a
+    BusyBox host through `sudo` (its secure_path) as a non-root user; `check` shows where it was found."""
+    from tests.integration.test_faults import config_for
+    from tests.integration.test_ssh_config import USER, add_sudo_user
+
+    h = host_factory("bbpath", busybox=True)
+    add_sudo_user(h)
+    garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    config = config_for(tmp_path, h, vars={"registry": "docker-registry"}, extra=f'user = "{USER}"\nsudo = true')
+
+    check = run_gcops("--config", str(config), "check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    [found] = [c for c in json_doc(check)["instances"][0]["checks"] if c["name"] == "gc_binary"]
+    assert found == {"name": "gc_binary", "ok": True, "detail": "docker-registry (/usr/bin/docker-registry)"}
+    proc = run_gcops("--config", str(config), "run", "--json")
+
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "ok" and inst["blobs_deleted"] > 0 and inst["reclaimed_bytes"] > 0
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert all_pull(h, garbage.kept)
+    # a name the host's PATH does not have is refused up front, naming the PATH searched
+    missing = run_gcops("--config", str(config_for(tmp_path, h, state="s2", vars={"registry": "no-such-registry"},
+                                                   extra=f'user = "{USER}"\nsudo = true')), "run", "--json")
+    assert missing.returncode == 1, missing.stderr
+    error = json_doc(missing)["instances"][0]["error"]
+    assert "no-such-registry not found as an executable file in the host's PATH (" in error and "/usr/bin" in error

@@ -14,7 +14,18 @@ done
 D="$(dirname "$CFG")/.gcops"
 find_curl
 say "curl=${CURL:-}"
-if [ -x "$REG" ]; then say "gc_binary=yes"; else say "gc_binary=no"; fi
+# The GC command runs through sh, so the binary is found as sh finds it: a name with a slash is a path,
+# a bare name is looked up in this PATH (the one the GC gets: sudo's secure_path under sudo).
+case "$REG" in
+  */*) found=$REG ;;
+  *) found=$(command -v "$REG" 2>/dev/null) || found='' ;;
+esac
+case "$found" in
+  */*) if [ -f "$found" ] && [ -x "$found" ]; then say "gc_binary=yes"; else say "gc_binary=no"; fi ;;
+  *) say "gc_binary=no" ;;   # not found, or a shell builtin/function of that name: not a registry binary
+esac
+say "gc_binary_path=$found"
+say "path=$PATH"
 if command -v setsid >/dev/null 2>&1; then say "setsid=yes"; else say "setsid=no"; fi
 read_probe; say "registry_http=$HTTP"; say "curl_rc=$CURL_RC"
 [ -d "$D/lock" ] && say "lock=$(cat "$D/lock/run_id" 2>/dev/null) $(cat "$D/deadline" 2>/dev/null)"
