@@ -20,6 +20,7 @@ from gcops.registry import s3, storage
 from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
 
 STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
+UNARMED_LOCK_SECONDS = 900   # a lock whose holder never wrote its deadline (enter died) is abandoned after this
 STATE_ROOM_KIB = 256      # room the host-side record of a run needs beside the config (scripts, links, marker)
 GC_LOG_BYTES_PER_BLOB = 200   # the GC's own output, per blob in the storage (upstream: ~1.5 lines a blob)
 
@@ -48,22 +49,31 @@ class NodeFacts:
     bucket: s3.BucketFacts | None = None     # S3 driver: the bucket as this machine sees it
 
     @property
-    def lock(self) -> tuple[str, int] | None:
+    def lock(self) -> tuple[str, int | None] | None:
+        """(run id, its watchdog deadline) of the host's lock; the deadline None while its holder has not
+        written it yet (a lock just taken)."""
         value = self.kv.get("lock")
         if value is None:
             return None
         run_id, _, deadline = value.partition(" ")
         try:
-            return run_id, int(deadline or 0)
+            return run_id, int(deadline) if deadline.strip() else None
         except ValueError:
-            return run_id, 0
+            return run_id, None
 
     @property
     def lock_is_stale(self) -> bool:
-        """The lock's run is gone: its watchdog deadline long past, or its gcops (on this machine) dead."""
+        """The lock's run is gone: its own watchdog deadline long past, its gcops (on this machine) dead, or
+        it never armed its watchdog and is long old. A lock just taken (no deadline of its own yet) is held."""
         lock = self.lock
+        if lock is None:
+            return False
         now = int(self.kv.get("now", "0") or 0)
-        return lock is not None and (now > lock[1] + STALE_LOCK_SECONDS or self.lock_holder_dead)
+        if lock[1] is not None:
+            return now > lock[1] + STALE_LOCK_SECONDS or self.lock_holder_dead
+        since = self.kv.get("lock_since", "")
+        since = int(since) if since.isdigit() else now
+        return now > since + UNARMED_LOCK_SECONDS or self.lock_holder_dead
 
     @property
     def lock_holder_dead(self) -> bool:

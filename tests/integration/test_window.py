@@ -104,6 +104,46 @@ def test_runs_sharing_a_state_dir_keep_the_winners_journal(host_factory, tmp_pat
     assert not list(journal.glob("*.json"))
 
 
+def test_a_lock_just_taken_is_held_not_recovered_by_a_second_run(host_factory, tmp_path):
+    """Two runs sharing one state dir start together on a host gcops never ran on. The first has just taken
+    the host's lock and not yet written its watchdog deadline (held 4 s there by a slow sha256sum, once) when
+    the second looks: the second must wait (75), not take the lock as abandoned and undo the first's record.
+    While writes are refused, the local journal holds the intent of the run that holds the lock."""
+    h = host_factory("lock-fresh")
+    garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    (h.dir / "bin" / "slow-once").write_text("")
+    stub = h.dir / "bin" / "sha256sum"      # /usr/local/sbin inside the host, first on its PATH
+    stub.write_text("#!/bin/sh\n# TEST FIXTURE (gcops integration tests): sha256sum, 4 s late once inside enter.sh\n"
+                    "if tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q gcops-enter && rm /usr/local/sbin/slow-once"
+                    " 2>/dev/null; then sleep 4; fi\nexec /usr/bin/sha256sum \"$@\"\n")
+    stub.chmod(0o755)
+    config = config_for(tmp_path, h)
+    lock, journal = state_dir_of(h) / "lock", tmp_path / "state" / "journal" / "reg"
+    first = spawn_gcops("--config", str(config), "run", "--json")
+    wait_for(lambda: lock.exists() or first.poll() is not None, 30, "the first run to take the lock")
+    second = spawn_gcops("--config", str(config), "run", "--json")
+    unrecorded = []
+    while first.poll() is None or second.poll() is None:
+        if write_probe(h) == 405:
+            holder = (lock / "run_id").read_text().strip() if (lock / "run_id").exists() else "?"
+            if not any(holder in p.name for p in journal.glob("*.json")):
+                unrecorded.append(holder)
+        time.sleep(0.02)
+    (code1, doc1, err1), (code2, doc2, err2) = finish(first), finish(second)
+    assert code2 == 75, err2
+    assert "lock" in doc2["instances"][0]["error"]
+    assert code1 == 0, err1
+    assert doc1["instances"][0]["status"] == "ok" and doc1["instances"][0]["blobs_deleted"] > 0
+    assert not unrecorded, unrecorded
+    assert not list(journal.glob("*.json")) and not lock.exists()
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    # the user's next action: run again; pushes and pulls work
+    stub.unlink()
+    assert run_gcops("--config", str(config), "run", "--json").returncode == 0
+    assert all_pull(h, garbage.kept)
+
+
 def test_gc_dying_after_its_sweep_still_reports_the_real_drop(host_factory, tmp_path):
     """The GC deletes, then dies (SIGKILL): the run fails, and reclaimed_bytes is what really went."""
     h = host_factory("gc-dies")

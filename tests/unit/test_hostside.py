@@ -124,8 +124,56 @@ def test_a_failing_host_script_is_named_with_its_exit_code_and_output(tmp_path):
     (tmp_path / "lock" / "run_id").write_text("r\n")
     (tmp_path / "gc.pid").write_text("1\n")
     with pytest.raises(CommandTimeout, match=r"^local: deadline passed while running gc_wait\.sh$"):
-        LocalHost().stream(scripts.command("gc_wait", f"d={tmp_path}", "run=r", "seconds=30"), lambda line: None,
+        LocalHost().stream(scripts.command("gc_wait", f"d={tmp_path}", "run=r", "seconds=3"), lambda line: None,
                            deadline=__import__("time").monotonic() + 0.3)
     with pytest.raises(CommandFailed, match=r"^local: cat /nonexistent/x exited 1: cat: /nonexistent/x"):
         LocalHost().run("cat /nonexistent/x")
     assert outcomes.parse_leave(9, "boom\n").reason == "restore failed (leave.sh exited 9): boom"
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_enter_that_lost_its_lock_leaves_the_new_holders_record_alone(shell, tmp_path):
+    """enter.sh (dash / BusyBox sh, a real process) refuses at its commit point when another run took the lock
+    meanwhile (here a fixture sha256sum hands it over after enter's own lock is complete): it must not delete
+    that run's lock and record on its way out."""
+    _need(shell)
+    cfg = tmp_path / "config.yml"
+    cfg.write_text("version: 0.1\n")
+    d = tmp_path / ".gcops"
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    stub = stubs / "sha256sum"
+    stub.write_text(f"""#!/bin/sh
+# TEST FIXTURE: at enter's 7th checksum (its lock is complete), another run takes the lock over
+n=$(( $(cat {tmp_path}/calls 2>/dev/null || echo 0) + 1 )); echo "$n" > {tmp_path}/calls
+if [ "$n" -eq 7 ]; then rm -rf {d}/lock && mkdir {d}/lock && echo other-run > {d}/lock/run_id \
+  && echo other > {d}/params; fi
+exec {shutil.which("sha256sum")} "$@"
+""")
+    stub.chmod(0o755)
+    plan = hostside.NodePlan(run_id="this-run", owner="test", config_path=str(cfg), registry_url="http://127.0.0.1:9",
+                             mode="readonly", restart=":", stop=":", start=":", gc=":", max_window=60,
+                             already_read_only=True)
+    command = hostside.enter_command(plan, hostside.sha256_hex(cfg.read_bytes()), write_config=False)
+    argv = [shutil.which(shell)] + (["sh"] if shell == "busybox" else []) + ["-c"] + __import__("shlex").split(command)[2:]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                       env={"PATH": f"{stubs}:{os.environ['PATH']}"})
+    assert p.returncode == 78 and "refused=this run no longer holds the lock" in p.stdout, p.stdout + p.stderr
+    assert (d / "lock" / "run_id").read_text() == "other-run\n"          # the new holder's lock and record stay
+    assert (d / "params").exists()                                       # not deleted on the way out
+
+
+def test_a_lock_without_its_own_deadline_is_held_until_long_unarmed():
+    """preflight.sh prints a lock's deadline only once its holder wrote it (after taking the lock); a lock just
+    taken is held, whatever an earlier run's deadline file says."""
+    from gcops.preflight import UNARMED_LOCK_SECONDS, NodeFacts
+
+    def facts(lock: str, since: int, now: int = 10_000) -> NodeFacts:
+        return NodeFacts("h", kv={"lock": lock, "lock_since": str(since), "now": str(now)})
+
+    assert facts("run-a ", since=9_999).lock == ("run-a", None)
+    assert not facts("run-a ", since=9_999).lock_is_stale                      # just taken
+    assert not facts(" ", since=9_999).lock_is_stale                           # run_id not even written yet
+    assert facts("run-a ", since=10_000 - UNARMED_LOCK_SECONDS - 1).lock_is_stale   # enter died before arming
+    assert not facts("run-a 9990", since=9_000).lock_is_stale                  # its own deadline, not long past
+    assert facts("run-a 9000", since=8_000).lock_is_stale                      # its own deadline long past

@@ -54,6 +54,9 @@ put_text() {
   return 1
 }
 lock_ours() { [ "$(cat "$D/lock/run_id" 2>/dev/null)" = "$RUN" ]; }
+# unlock: remove the lock while it is still this run's; a restore can take long, and meanwhile the lock may
+# have passed to another run (recovered as abandoned, then taken): that run's lock is never removed.
+unlock() { if lock_ours; then rm -rf "$D/lock"; fi; }
 # read_params: the run's parameters from "$D/params" (one key=value a line; read as data, never run).
 read_params() {
   [ -r "$D/params" ] || return 1

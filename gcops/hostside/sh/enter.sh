@@ -30,12 +30,15 @@ done
 case "$DEADLINE" in ''|*[!0-9]*) say "refused=bad deadline"; exit 2 ;; esac
 find_curl
 
-# Undo this script's own record; nothing of the registry has changed yet.
+# Undo this script's own record; nothing of the registry has changed yet. Only while this run still
+# holds the lock: once another run holds it, these files and the lock are that run's.
 refuse() {
   say "refused=$1"
-  rm -f "$D/marker" "$D/params" "$D/restore.sh" "$D/watchdog.sh" "$D/deadline" "$D/original" "$D/staged" \
-        "$D"/*.gcops-tmp "${REAL:-$CFG}.gcops-new" 2>/dev/null
-  rm -rf "$D/lock"
+  if lock_ours; then
+    rm -f "$D/marker" "$D/params" "$D/restore.sh" "$D/watchdog.sh" "$D/deadline" "$D/original" "$D/staged" \
+          "$D"/*.gcops-tmp "${REAL:-$CFG}.gcops-new" 2>/dev/null
+    unlock
+  fi
   exit 78
 }
 
@@ -46,17 +49,17 @@ if ! mkdir "$D/lock" 2>/dev/null; then
   if [ -d "$D/lock" ]; then say "lock_held=$(head -n 1 "$D/lock/owner" 2>/dev/null)"; exit 75; fi
   say "refused=cannot create $D/lock (no space or no permission)"; exit 78
 fi
-put_text "$D/lock/run_id" "$RUN$NL" || refuse "cannot write $D/lock/run_id (no space?)"
+put_text "$D/lock/run_id" "$RUN$NL" || { rm -rf "$D/lock"; refuse "cannot write $D/lock/run_id (no space?)"; }
 put_text "$D/lock/owner" "$OWNER$NL" || true
 put_text "$D/lock/pid" "$$$NL" || true   # leave.sh waits for a still-running enter before it restores
-if [ -e "$D/marker" ]; then say "leftover=$(head -n 1 "$D/marker")"; rm -rf "$D/lock"; exit 76; fi
+if [ -e "$D/marker" ]; then say "leftover=$(head -n 1 "$D/marker")"; unlock; exit 76; fi
 rm -f "$D"/gc-*.log    # GC output an earlier run could not read back: its figures are long recorded
 
 # The file the registry reads: a symlinked config is edited and restored at its target, the link kept.
 REAL=$(readlink -f "$CFG" 2>/dev/null) || REAL=
 if [ -z "$REAL" ]; then [ -L "$CFG" ] && refuse "cannot resolve the symlink $CFG"; REAL=$CFG; fi
 sum=$(sha_of "$REAL")
-if [ "$sum" != "$EXPECT" ]; then say "config_changed=$sum"; rm -rf "$D/lock"; exit 77; fi
+if [ "$sum" != "$EXPECT" ]; then say "config_changed=$sum"; unlock; exit 77; fi
 
 if [ "$MODE" = stop ]; then SERVICE=$START; elif [ "$ALREADY_RO" = yes ]; then SERVICE=:; else SERVICE=$RESTART; fi
 put_text "$D/params" "cfg=$CFG${NL}real=$REAL${NL}url=$URL${NL}run=$RUN${NL}mode=$MODE${NL}service=$SERVICE${NL}already_ro=$ALREADY_RO${NL}ca=$CA${NL}probe=$PROBE$NL" \

@@ -32,5 +32,5 @@ soon=$(( $(date +%s) + AFTER_GC_GRACE ))
 if [ "$soon" -lt "$(cat "$D/deadline" 2>/dev/null || echo 0)" ]; then put_text "$D/deadline" "$soon$NL" || true; fi
 if tell "gc_end=$(now)" && tell "gc_exit=$rc"; then exit 0; fi
 # Nobody reads our output: gcops was killed or its connection dropped. Leave the window now.
-if lock_ours && /bin/sh "$D/restore.sh" gc-orphaned >/dev/null 2>&1; then rm -rf "$D/lock"; fi
+if lock_ours && /bin/sh "$D/restore.sh" gc-orphaned >/dev/null 2>&1; then unlock; fi
 exit 0

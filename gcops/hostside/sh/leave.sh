@@ -24,6 +24,6 @@ pid=$(cat "$D/lock/pid" 2>/dev/null); n=0
 entering() { alive "$1" && tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q gcops-enter; }
 case "$pid" in ''|*[!0-9]*) ;; *) while entering "$pid" && [ "$n" -lt 900 ]; do n=$((n + 1)); sleep 0.2; done ;; esac
 if [ "$PROBE_GC" = yes ]; then /bin/sh "$D/restore.sh" gcops probe; rc=$?; else /bin/sh "$D/restore.sh" gcops; rc=$?; fi
-if [ "$rc" -eq 0 ]; then rm -rf "$D/lock"; fi
+if [ "$rc" -eq 0 ]; then unlock; fi
 say "leave_exit=$rc"
 exit "$rc"

@@ -28,7 +28,14 @@ say "gc_binary_path=$found"
 say "path=$PATH"
 if command -v setsid >/dev/null 2>&1; then say "setsid=yes"; else say "setsid=no"; fi
 read_probe; say "registry_http=$HTTP"; say "curl_rc=$CURL_RC"
-[ -d "$D/lock" ] && say "lock=$(cat "$D/lock/run_id" 2>/dev/null) $(cat "$D/deadline" 2>/dev/null)"
+if [ -d "$D/lock" ]; then
+  # The deadline file is this lock's only once its holder wrote it, after taking the lock (enter.sh): an
+  # older one is an earlier run's, and a lock just taken is not abandoned because that one has passed.
+  dl='' taken=$(stat -c %Y "$D/lock/run_id" 2>/dev/null) written=$(stat -c %Y "$D/deadline" 2>/dev/null)
+  if [ -n "$taken" ] && [ -n "$written" ] && [ "$written" -ge "$taken" ]; then dl=$(cat "$D/deadline" 2>/dev/null); fi
+  say "lock=$(cat "$D/lock/run_id" 2>/dev/null) $dl"
+  say "lock_since=$(stat -c %Y "$D/lock" 2>/dev/null)"
+fi
 [ -d "$D/lock" ] && say "lock_owner=$(head -n 1 "$D/lock/owner" 2>/dev/null)"
 [ -e "$D/marker" ] && say "marker=$(head -n 1 "$D/marker")"
 [ -f "$D/restore.sh" ] && say "restore_script=yes"

@@ -17,7 +17,7 @@ while :; do
   if [ "$(date +%s)" -ge "$deadline" ]; then
     log "watchdog $RUN: deadline passed, restoring"
     if /bin/sh "$D/restore.sh" watchdog >> "$D/watchdog.log" 2>&1; then
-      rm -rf "$D/lock"; log "watchdog $RUN: restored"; exit 0
+      unlock; log "watchdog $RUN: restored"; exit 0
     fi
     log "watchdog $RUN: restore failed; again in 30 s"
     retry=$(( $(date +%s) + 30 ))
