@@ -180,8 +180,14 @@ class InstanceCycle:
                 self._step(step.name, host=self.gc_node.address)
                 step.apply(self.gc_node)
             self._step("gc", host=self.gc_node.address)
+            # the collector stops early enough for the restore to end by max_window (window.restore_reserve)
+            deadline = opened + self.options.max_window - window.restore_reserve
+            if deadline <= time.monotonic():
+                raise WindowFailed(f"max_window ({self.options.max_window:g}s) leaves no time for GC: "
+                                   f"{time.monotonic() - opened:.1f}s of it went on entering the window and "
+                                   f"restoring needs about {window.restore_reserve:.1f}s; GC not run")
             try:
-                self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+                self.collector.run(self.gc_node, deadline, self.cancel, self.collected)
             finally:
                 if self.after_steps and self.collected.started:
                     in_flight = sys.exc_info()[1] is not None

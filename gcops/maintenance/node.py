@@ -55,6 +55,7 @@ class Node:
     left: bool = False
     verified: bool | None = None          # writes refused proven by a 405 (None: not checked)
     window_start: float | None = None     # host clock
+    service_seconds: float | None = None  # how long entering took the registry (restart or stop), host clock
     window_end: float | None = None
     notes: list[str] = field(default_factory=list)       # what went wrong on this node (the run fails)
     warnings: list[str] = field(default_factory=list)    # what the admin must know (the run may succeed)
@@ -113,6 +114,8 @@ def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutco
         raise preflight.Refused(f"{node.address}: {outcome.reason}")
     if outcome.window_start is not None and (new is not None or plan.host_mode == "stop"):
         node.window_start = outcome.window_start
+        if outcome.ready is not None:
+            node.service_seconds = max(0.0, outcome.ready - outcome.window_start)
     if not outcome.entered:
         what = "read-only" if plan.host_mode == "readonly" else "stop"
         raise WindowFailed(f"{node.address}: entering {what} failed (enter.sh exited {outcome.code}): "

@@ -14,6 +14,13 @@ from gcops.config import Instance
 from gcops.hosts import Cancelled
 from gcops.maintenance.node import Node, enter, leave, verify
 
+# Stopping a GC takes up to this long (restore.sh: SIGTERM to its process group, SIGKILL 1 s later).
+GC_STOP_SECONDS = 1.0
+# Past max_window, writes are accepted again within this (README, benchmarks/overrun.py): what the
+# reserve below cannot foresee (noticing the deadline, the round trip to the host, the restore's own checks,
+# a restart back slower than the one into the window).
+OVERRUN_MARGIN_SECONDS = 2.0
+
 
 class Window:
     """`with Window(...) as window:` every node read-only (or stopped) and verified inside the block."""
@@ -69,6 +76,12 @@ class Window:
         if not ends:
             return None
         return max(0.0, max(ends) - min(starts))
+
+    @property
+    def restore_reserve(self) -> float:
+        """Seconds to keep for leaving, so that writes are accepted again by max_window: the GC's stop, then
+        each entered node restarted back (one after the other) as long as its restart into the window took."""
+        return GC_STOP_SECONDS + sum(n.service_seconds or 0.0 for n in self.entered)
 
     @property
     def verified(self) -> bool | None:

@@ -88,6 +88,69 @@ def test_max_window_shorter_than_gc(host_factory, tmp_path):
     assert not [p for p in netns.pids_in(net_ino=h._net_ino) if "slow-registry" in " ".join(netns.cmdline(p))]
 
 
+SLOW_RESTART_PLAYBOOK = """\
+# TEST FIXTURE (gcops integration tests): the distribution playbook, but the registry is down 1.5 s on each
+# restart (as a registry draining its connections, or runit's restart, takes its time)
+name = "slowrestart"
+summary = "TEST FIXTURE: distribution with a slow restart"
+[vars]
+config = "/etc/docker/registry/config.yml"
+registry = "/usr/bin/docker-registry"
+registry_url = "http://127.0.0.1:5000"
+registry_ca_file = ""
+storage_root = ""
+service = "docker-registry"
+[commands]
+restart = "systemctl stop {service} && sleep 1.5 && systemctl start {service}"
+stop = "systemctl stop {service}"
+start = "systemctl start {service}"
+gc = "{registry} garbage-collect {config}"
+"""
+
+
+def test_overrun_of_a_gc_deaf_to_sigterm_ends_within_max_window_and_the_margin(host_factory, tmp_path):
+    """max_window 6 s, a registry that takes 1.5 s to restart, a GC that ignores SIGTERM: writes are accepted
+    again by max_window + OVERRUN_MARGIN_SECONDS, as the client sees it and as reported (it was 17 s: the
+    restore waited 10 s before SIGKILL, and the restart back came on top of max_window)."""
+    from gcops.maintenance.window import OVERRUN_MARGIN_SECONDS
+
+    h = host_factory("overrun")
+    garbage = make_garbage(h, tmp_path, kept=1, deleted=1)
+    original = h.config_file.read_bytes()
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "slowrestart.toml").write_text(SLOW_RESTART_PLAYBOOK)
+    deaf = tmp_path / "deaf-gc"
+    deaf.write_text("#!/bin/sh\n# TEST FIXTURE: a GC that ignores SIGTERM and never ends\ntrap '' TERM\n"
+                    "while :; do sleep 0.1; done\n")
+    deaf.chmod(0o755)
+
+    def config(state, vars=None):
+        return write_config(tmp_path / f"{state}.toml", [instance_block("reg", h, playbook="slowrestart", vars=vars,
+                                                                         extra='max_window = "6s"')],
+                            state_dir=tmp_path / state, client_key=h.client_key, known_hosts=h.known_hosts,
+                            gcops_extra=f'playbook_dirs = ["{books}"]')
+
+    refused_at = []
+    proc = spawn_gcops("--config", str(config("state", {"registry": str(deaf)})), "run", "--json")
+    while proc.poll() is None:
+        if write_probe(h) != 400:
+            refused_at.append(time.monotonic())
+        time.sleep(0.02)
+    code, doc, err = finish(proc)
+    assert code == 1, err
+    inst = doc["instances"][0]
+    assert inst["status"] == "failed" and "max_window" in inst["error"], inst
+    assert refused_at[-1] - refused_at[0] <= 6 + OVERRUN_MARGIN_SECONDS, refused_at[-1] - refused_at[0]
+    assert inst["window_seconds"] <= 6 + OVERRUN_MARGIN_SECONDS, inst["window_seconds"]
+    assert h.config_file.read_bytes() == original and write_probe(h) == 400
+    assert not [p for p in netns.pids_in(net_ino=h._net_ino) if "deaf-gc" in " ".join(netns.cmdline(p))]
+    # the user's next action: the same instance with its real GC fits the window and collects
+    proc = run_gcops("--config", str(config("state2")), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json_doc(proc)["instances"][0]["blobs_deleted"] > 0 and all_pull(h, garbage.kept)
+
+
 def test_two_concurrent_runs_one_waits_75(host_factory, tmp_path):
     h = host_factory("twice")
     make_garbage(h, tmp_path, kept=1, deleted=1)

@@ -85,3 +85,14 @@ def test_cancel_before_entering_changes_nothing(calls):
         with w:
             pass
     assert calls == []
+
+
+def test_the_restore_reserve_is_the_gc_stop_and_each_nodes_own_restart():
+    """What the GC must leave of max_window: stopping it, then each entered node restarted back (one after
+    the other) as long as its restart into the window took; a node without a restart adds nothing."""
+    a, b, c = nodes("a", "b", "c")
+    a.service_seconds, b.service_seconds = 1.5, 0.25
+    w = Window([a, b, c], None, None, structlog.get_logger(), threading.Event(), lambda *a, **k: None)
+    assert w.restore_reserve == window_module.GC_STOP_SECONDS
+    w.entered = [b, c, a]
+    assert w.restore_reserve == window_module.GC_STOP_SECONDS + 1.75

@@ -92,8 +92,9 @@ registry_procs() {
     printf '%s:%s\n' "${p#/proc/}" "$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d ' ' -f 20)"
   done | sort
 }
-# stop_gc: stop this run's GC (its whole process group, recorded in $D/gc.pid by gc.sh); fails when it
-# cannot be stopped. Prints gc_stopped= when there was one to stop.
+# stop_gc: stop this run's GC (its whole process group, recorded in $D/gc.pid by gc.sh): SIGTERM, SIGKILL
+# one second later (the window must end by max_window; a GC killed mid-sweep only leaves garbage for the
+# next run); fails when it cannot be stopped. Prints gc_stopped= when there was one to stop.
 stop_gc() {
   GC_PID=$(cat "$D/gc.pid" 2>/dev/null)
   case "$GC_PID" in ''|*[!0-9]*) return 0 ;; esac
@@ -101,7 +102,7 @@ stop_gc() {
   tr '\0' ' ' < "/proc/$GC_PID/cmdline" 2>/dev/null | grep -q gcops-gc || return 0
   kill -TERM -"$GC_PID" 2>/dev/null; n=0
   while kill -0 -"$GC_PID" 2>/dev/null && [ "$n" -lt 300 ]; do
-    n=$((n + 1)); [ "$n" -eq 100 ] && kill -KILL -"$GC_PID" 2>/dev/null; sleep 0.1
+    n=$((n + 1)); [ "$n" -eq 10 ] && kill -KILL -"$GC_PID" 2>/dev/null; sleep 0.1
   done
   kill -0 -"$GC_PID" 2>/dev/null && return 1
   say "gc_stopped=$GC_PID"
