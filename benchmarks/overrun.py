@@ -133,13 +133,16 @@ def main() -> int:
         return 1
     print(f"gcops overrun benchmark: documented margin {OVERRUN_MARGIN_SECONDS:g} s past max_window "
           f"(gcops stops the GC {GC_STOP_SECONDS:g} s + the measured restart before it)")
-    print(f"{'max_window':>10}  {'GC':<17} {'restart':<11} {'client s':>8} {'gcops s':>8} {'overrun s':>9}  verdict")
+    print(f"{'max_window':>10}  {'GC':<17} {'restart':<11} {'client s':>8} {'gcops s':>8} {'overrun s':>9}  "
+          f"verdict  gcops said")
     for window, gc_label, restart, rec in rows:
         over = rec["client"] - window
         verdict = "within" if over <= OVERRUN_MARGIN_SECONDS else "OVER"
         reported = f"{rec['reported']:.2f}" if rec["reported"] is not None else "-"
+        said = "GC stopped at the deadline" if "ran past max_window" in rec["error"] else \
+            "no time for GC" if "leaves no time for GC" in rec["error"] else rec["error"][:60]
         print(f"{window:>9g}s  {gc_label:<17} {restart:<11} {rec['client']:>8.2f} {reported:>8} {over:>+9.2f}  "
-              f"{verdict}")
+              f"{verdict:<7}  {said}")
     return 0
 
 

@@ -18,8 +18,13 @@ if [ -e "$link" ] && [ ! -L "$link" ]; then
     exit 4
 fi
 if [ -n "$new" ] && [ ! -L "$link" ]; then
-    ln -s "$new" "$link" 2>/dev/null || [ -L "$link" ] \
-        || { echo "storage_id: cannot create $link" >&2; exit 4; }
+    ln -s "$new" "$link" 2>/dev/null || [ -L "$link" ] || {
+        if [ -w "$root" ]; then echo "storage_id: cannot create $link" >&2
+        else echo "storage_id: cannot create $link: permission denied for this user (set sudo = true for this" \
+                  "instance, or connect as a user who may write the storage)" >&2
+        fi
+        exit 4
+    }
 fi
 if [ ! -L "$link" ]; then
     echo "storage_id="
