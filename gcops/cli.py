@@ -208,13 +208,13 @@ def recover(ctx, targets, as_json):
 def report(ctx, since, until, instance, fmt, wide, output_path):
     """Reclaimed space per run and instance, over time (needs only [gcops] of the config)."""
     from gcops.actions.report import report as do_report
-    from gcops.history import HistoryError
+    from gcops.errors import GcopsError
 
     settings = ctx.obj.settings()
     try:
         text = do_report(settings.state_dir, since=since, until=until, instance=instance, fmt=fmt,
                          output=output_path, wide=wide)
-    except (ValueError, HistoryError) as exc:
+    except (ValueError, GcopsError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"-o {output_path}: cannot write the report: {exc.strerror or exc}")

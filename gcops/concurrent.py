@@ -35,13 +35,14 @@ from dataclasses import dataclass
 
 import structlog
 
+from gcops.errors import HostError
 from gcops.hostside import scripts
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MARKER_PREFIX = ".gcops-mark-"
 
 
-class ConcurrentError(Exception):
+class ConcurrentError(HostError):
     """A concurrent-mode step failed; nothing was swept by it. The message is one line for the user."""
 
 
@@ -250,7 +251,7 @@ class ConcurrentCollection:
         try:
             result = self.host.run(scripts.command("concurrent_cleanup", self.root, self.workdir, self.run_id),
                                    timeout=3600, check=False)
-        except Exception as exc:  # noqa: BLE001
+        except HostError as exc:
             self.log.warning("concurrent_cleanup_failed", error=str(exc))
             return False
         return result.exit_code == 0 and "cleaned=yes" in result.text

@@ -19,7 +19,8 @@ import structlog
 from gcops import hostside, journal, preflight
 from gcops.config import Config, Instance
 from gcops.hostside import scripts
-from gcops.hosts import Host, HostError, connect
+from gcops.errors import GcopsError
+from gcops.hosts import Host, connect
 from gcops.maintenance import ssh_settings
 
 
@@ -114,12 +115,12 @@ def recover(config: Config, targets: Sequence[str]) -> tuple[dict, int]:
         for address in instance.hosts:
             try:
                 host = connect(address, ssh_settings(instance))
-            except HostError as exc:
+            except GcopsError as exc:
                 nodes.append({"host": address, "action": "unreachable", "ok": False, "detail": str(exc)})
                 continue
             try:
                 nodes.append(recover_node(instance, host, config.settings.state_dir))
-            except HostError as exc:
+            except GcopsError as exc:
                 nodes.append({"host": address, "action": "failed", "ok": False, "detail": str(exc)})
             finally:
                 host.close()

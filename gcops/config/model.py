@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from re import Pattern
 
+from gcops.errors import UsageError
 from gcops.playbooks import Playbook
 from gcops.registry.probe import ProbeCredentials
 
 LOCAL_HOST = "local"
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """The configuration cannot be used.
 
     ``problems`` holds one line per problem, each naming the file and key

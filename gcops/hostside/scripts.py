@@ -11,8 +11,10 @@ import shlex
 from functools import lru_cache
 from importlib import resources
 
+from gcops.errors import StateError
 
-class ScriptMissing(LookupError):
+
+class ScriptMissing(StateError):
     """No host script of that name ships with gcops."""
 
 

@@ -14,6 +14,7 @@ import time
 
 from gcops import hostside
 from gcops.concurrent import ConcurrentCollection, ConcurrentError, CollectOutcome, describe, parse_collect, work_dir
+from gcops.errors import GcopsError
 from gcops.hostside import scripts
 from gcops.hosts import HostError, connect
 from gcops.maintenance.collect import Collected, RegistryGC
@@ -112,6 +113,6 @@ class ConcurrentGC(RegistryGC):
                     node.host.close()
                 node.host = self.collection.host = connect(node.address, ssh_settings(self.instance))
                 self.collection.cleanup()
-            except Exception as exc:  # noqa: BLE001 - the next mark removes what is left
+            except GcopsError as exc:  # the next mark removes what is left
                 self.log.warning("concurrent_cleanup_failed", host=node.address, error=str(exc))
         self.log.info("concurrent_cleaned", host=node.address, seconds=round(time.monotonic() - t0, 3))

@@ -37,7 +37,7 @@ class RedisConfigError(RegistryConfigError):
     """The registry config's redis section cannot be used (missing addr, Sentinel, client certificates...)."""
 
 
-class PurgeFailed(Exception):
+class PurgeFailed(HostError):
     """Descriptors of deleted blobs could not be removed, or some survived: the run must not say ok."""
 
 

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from gcops.errors import ParseError
 from gcops.config.model import S3Overrides
 from gcops.registry.storage import StorageSnapshot
 
@@ -33,7 +34,7 @@ DELETE_UNTAGGED_REFUSED = ("--delete-untagged is not supported on S3 storage yet
                            "children reads the repository links on the host's filesystem); run without it")
 
 
-class S3ConfigError(Exception):
+class S3ConfigError(ParseError):
     """The registry's storage.s3 section (with [instance.s3]) does not say where the bucket is."""
 
 

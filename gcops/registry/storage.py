@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gcops.errors import ParseError
 from gcops.hostside import scripts
 
 BLOB_DATA = "docker/registry/v2/blobs/sha256/"
@@ -19,7 +20,7 @@ _FIELDS = ("fs_used_bytes", "tree_bytes", "blobs")
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-class MeasurementError(Exception):
+class MeasurementError(ParseError):
     """The storage could not be measured."""
 
 
@@ -51,6 +52,16 @@ def parse_measurement(output: str) -> StorageSnapshot:
     if min(fs_used, tree, blobs) < 0:
         raise MeasurementError(f"negative figure in measurement output: {output.strip()[-200:]!r}")
     return StorageSnapshot(storage_bytes=tree, fs_used_bytes=fs_used, blobs=blobs)
+
+
+def parse_bytes(output: str, what: str) -> int:
+    """The byte count a summing script printed last (`N` or `bytes=N`). Raises MeasurementError naming
+    `what` when there is none: a sum that could not be read is never 0."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    value = lines[-1].removeprefix("bytes=") if lines else ""
+    if not value.isdigit():
+        raise MeasurementError(f"{what} gave no byte count: {output.strip()[-200:]!r}")
+    return int(value)
 
 
 def blob_paths_input(digests) -> bytes:

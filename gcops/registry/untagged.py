@@ -26,6 +26,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from gcops.hostside import scripts
+from gcops.registry.storage import parse_bytes
 
 HEX = re.compile(r"^[0-9a-f]{64}$")
 REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -246,7 +247,8 @@ class UntaggedScan:
         data = delete_input(doomed)
         if not data:
             return 0
-        return int(self.host.run(links_size_command(self.root), input=data, timeout=None).text.strip())
+        return parse_bytes(self.host.run(links_size_command(self.root), input=data, timeout=None).text,
+                           "link_bytes.sh")
 
     def reach(self, digests: set[str]) -> set[str]:
         """`digests` and every manifest an index among them reaches, reading index blobs as needed."""

@@ -24,6 +24,7 @@ from gcops.hosts import Host, HostError
 from gcops.preflight import Refused
 from gcops.registry.untagged import (HEX, REPO, RepoManifests, UntaggedScan, delete_input, listing_command,
                                      parse_listing, reached)
+from gcops.registry.storage import parse_bytes
 from gcops.retention.listing import ConfigReader, parse_tags
 from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
 
@@ -152,7 +153,7 @@ class RetentionStep:
         if not lines:
             return 0
         out = host.run(scripts.command("removal_bytes", root), input="".join(lines).encode("ascii"), timeout=None)
-        return int(out.text.strip().removeprefix("bytes=") or 0)
+        return parse_bytes(out.text, "removal_bytes.sh")
 
     def apply(self, node) -> list[dict]:
         """The window step: `apply_on` the GC node (a gcops.maintenance Node, read-only verified)."""
