@@ -108,15 +108,19 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 affected = retention.affected()
                 _step(steps, first.address, "retention", retention.listing_command(root, only_named=True),
                       f"the {len(affected)} repositories with planned deletions, to evaluate the rules again")
-                _step(steps, first.address, "retention", retention.delete_command(root),
+                _step(steps, first.address, "retention",
+                      hostside.collect_command(first.plan, retention.delete_command(root), step=True),
                       "repository<TAB>tag<TAB>digest of the planned tags still due and still pointing there: "
                       + ", ".join(f"{d.repository}:{d.tag} ({d.digest}, {d.rule})" for d in retention.planned))
                 _step(steps, first.address, "retention", untagged.listing_command(root, repos=affected))
-                _step(steps, first.address, "retention", retention.unlink_command(root),
+                _step(steps, first.address, "retention",
+                      hostside.collect_command(first.plan, retention.unlink_command(root), step=True),
                       "repository<TAB>digest of the manifests the deleted tags leave untagged")
             if opts.delete_untagged:
+                _step(steps, first.address, "delete_untagged", untagged.listing_command(root, tags_only=True),
+                      "the tags of now, to re-check the candidates")
                 _step(steps, first.address, "delete_untagged",
-                      f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",
+                      hostside.collect_command(first.plan, RetentionStep.unlink_command(root), step=True),
                       "repository<TAB>digest lines of the re-checked candidates")
             _step(steps, first.address, "gc" if opts.mode != "concurrent" else "delta_and_sweep",
                   collector.command(first))

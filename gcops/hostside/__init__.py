@@ -107,9 +107,12 @@ def gc_log(plan: NodePlan) -> str:
     return f"{plan.state_dir}/gc-{plan.run_id}.log"
 
 
-def collect_command(plan: NodePlan, command: str) -> str:
-    """Run `command` (the GC, or another collector) inside the window, output to the host's GC log."""
-    return scripts.command("gc", f"d={plan.state_dir}", f"run={plan.run_id}", f"gc={command}", f"log={gc_log(plan)}")
+def collect_command(plan: NodePlan, command: str, *, step: bool = False) -> str:
+    """Run `command` inside the window while this run holds the lock, in a session restore.sh stops:
+    the GC or another collector (output to the host's GC log), or with `step` a change to the storage
+    (stdin passed on, output printed back when it ends)."""
+    return scripts.command("gc", f"d={plan.state_dir}", f"run={plan.run_id}", f"gc={command}", f"log={gc_log(plan)}",
+                           *(["step=yes"] if step else []))
 
 
 def gc_wait_command(plan: NodePlan, seconds: int) -> str:

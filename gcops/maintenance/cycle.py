@@ -18,11 +18,13 @@ from gcops import window_guards
 from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
 from gcops.maintenance.concurrent import ConcurrentGC
+from gcops.maintenance.in_window import InWindow, run_step
 from gcops.maintenance.node import Node, NodeState, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import s3, storage
 from gcops.registry.config_file import RegistryConfigError
 from gcops.retention import RetentionStep
+from gcops.step_figures import StepStatus
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 
@@ -171,12 +173,13 @@ class InstanceCycle:
         opened = time.monotonic()
         window = self.window = Window(self.nodes, self.instance, self.state_dir, self.log, self.cancel, self.on_step)
         with window:
+            inside = InWindow(self.gc_node, opened + self.options.max_window, self.cancel, self.options.max_window)
             for step in self.steps:
                 self._step(step.name, host=self.gc_node.address)
-                step.apply(self.gc_node)
+                run_step(step, inside)
             self._step("gc", host=self.gc_node.address)
             try:
-                self.collector.run(self.gc_node, opened + self.options.max_window, self.cancel, self.collected)
+                self.collector.run(inside, self.collected)
             finally:
                 if self.after_steps and self.collected.started:
                     in_flight = sys.exc_info()[1] is not None
@@ -192,7 +195,7 @@ class InstanceCycle:
         if self.collected.started and self.collected.summary is None:
             self._read_collector_output()
         summary = self.collected.summary
-        untagged = sum(getattr(step, "deleted", 0) for step in self.steps)
+        untagged = sum(step.figures.manifests_deleted for step in self.steps)
         if summary is not None:
             self.result.blobs_deleted = summary.blobs_removed
             self.result.manifests_deleted = (summary.manifests_removed or 0) + untagged
@@ -229,7 +232,7 @@ class InstanceCycle:
                 self.result.read_only_verified = window.verified
         self.result.warnings = [w for node in self.nodes for w in node.warnings]
         # tags gone are recorded whatever happened after
-        self.result.tags_deleted = [t for step in self.steps for t in getattr(step, "tags_deleted", [])]
+        self.result.tags_deleted = [t for step in self.steps for t in step.figures.tags_deleted]
         for warning in self.result.warnings:
             self.log.warning("read_only_not_verified", detail=warning)
         errors = self._node_notes()
@@ -240,7 +243,7 @@ class InstanceCycle:
         if errors:
             known = self.result.error or ""
             self.result.error = "; ".join([known] * bool(known) + [n for n in errors if n not in known])
-        touched = (self.collected.started or any(getattr(step, "deleted", 0) for step in self.steps)
+        touched = (self.collected.started or any(step.status is not StepStatus.PLANNED for step in self.steps)
                    or bool(self.result.tags_deleted))
         if before is not None and (self.result.status == OK or touched):
             try:
@@ -267,9 +270,8 @@ class InstanceCycle:
             try:
                 out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
             except HostError:
-                node.host.close()
-                node.host = connect(node.address, ssh_settings(self.instance))
-                out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
+                out = node.reconnect(self.instance).run(storage.measure_command(node.facts.storage_root),
+                                                        timeout=None).text
             snap = storage.parse_measurement(out)
         self.on_step(self.instance.name, step, storage_bytes=snap.storage_bytes)
         self.log.info(f"{step}_done", host=node.address, storage_bytes=snap.storage_bytes, blobs=snap.blobs,

@@ -136,17 +136,8 @@ def unread(repos: dict[str, RepoManifests], children_of: dict[str, set[str]], re
     return need
 
 
-def delete_command(root: str) -> str:
-    """stdin: `repo<TAB>hex` lines; removes each revision link and tag history links to it; prints the count."""
-    return (f"cd {shlex.quote(root)}/docker/registry/v2/repositories || exit 1; n=0; tab=$(printf '\\t'); "
-            "while IFS=\"$tab\" read -r repo hex; do "
-            "[ -d \"$repo/_manifests/revisions/sha256/$hex\" ] || continue; "
-            "rm -rf -- \"$repo/_manifests/revisions/sha256/$hex\" "
-            "\"$repo\"/_manifests/tags/*/index/sha256/\"$hex\" && n=$((n + 1)); done; echo \"deleted=$n\"")
-
-
 def links_size_command(root: str) -> str:
-    """stdin: `repo<TAB>hex` lines; on-disk bytes of the links `delete_command` would remove
+    """stdin: `repo<TAB>hex` lines; on-disk bytes of the links unlink_manifests.sh would remove
     (hostside/sh/link_bytes.sh: GNU and BusyBox alike; exits non-zero when it cannot sum)."""
     return scripts.command("link_bytes", root)
 
@@ -222,17 +213,6 @@ class UntaggedScan:
             if left:
                 result[name] = left
         return result
-
-    def delete(self, doomed: dict[str, set[str]]) -> int:
-        """Remove the revision links (and tag history links) of `doomed`; gives how many went."""
-        data = delete_input(doomed)
-        if not data:
-            return 0
-        out = self.host.run(delete_command(self.root), input=data, timeout=None).text
-        for line in out.splitlines():
-            if line.startswith("deleted="):
-                return int(line.split("=", 1)[1])
-        return 0
 
     def freed(self, doomed: dict[str, set[str]]) -> set[str]:
         """For plan: blob digests the removal of `doomed` would let GC delete (reads every manifest)."""
