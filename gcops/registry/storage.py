@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gcops.errors import ParseError
 from gcops.hostside import scripts
+from gcops.hostside.kv import parse_kv
 
 BLOB_DATA = "docker/registry/v2/blobs/sha256/"
 _FIELDS = ("fs_used_bytes", "tree_bytes", "blobs")
@@ -40,11 +41,7 @@ def measure_command(storage_root: str) -> str:
 def parse_measurement(output: str) -> StorageSnapshot:
     """The snapshot in `measure_command` output (other key=value lines are ignored).
     Raises MeasurementError when a figure is missing or not a whole number."""
-    kv: dict[str, str] = {}
-    for line in output.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            kv[key.strip()] = value.strip()
+    kv = parse_kv(output)
     try:
         fs_used, tree, blobs = (int(kv[k]) for k in _FIELDS)
     except (KeyError, ValueError) as exc:

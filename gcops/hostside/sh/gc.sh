@@ -11,13 +11,7 @@
 trap '' PIPE HUP
 D='' RUN='' GC='' LOG='' STEP=no
 AFTER_GC_GRACE=120
-for kv in "$@"; do
-  case "$kv" in
-    d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; gc=*) GC=${kv#gc=} ;; log=*) LOG=${kv#log=} ;;
-    step=*) STEP=${kv#step=} ;;
-    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "d=D run=RUN gc=GC log=LOG step=STEP" "$@"
 if ! lock_ours || [ ! -e "$D/marker" ]; then say "lock_lost=$(cat "$D/lock/run_id" 2>/dev/null)"; exit 50; fi
 rm -f "$D/gc.pid" "$D/gc.exit"
 : > "$LOG" 2>/dev/null || { say "gc_log_unwritable=$LOG"; exit 51; }

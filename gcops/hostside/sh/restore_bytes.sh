@@ -7,13 +7,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' CFG='' SHA='' SERVICE=: URL='' CA=''
-for kv in "$@"; do
-  case "$kv" in
-    d=*) D=${kv#d=} ;; cfg=*) CFG=${kv#cfg=} ;; sha=*) SHA=${kv#sha=} ;; service=*) SERVICE=${kv#service=} ;;
-    url=*) URL=${kv#url=} ;; ca=*) CA=${kv#ca=} ;;
-    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "d=D cfg=CFG sha=SHA service=SERVICE url=URL ca=CA" "$@"
 find_curl
 REAL=$(readlink -f "$CFG" 2>/dev/null) || REAL=$CFG
 [ -n "$REAL" ] || REAL=$CFG
