@@ -103,11 +103,6 @@ class Instance:
     s3: S3Overrides | None = None        # [instance.s3]
     retention: tuple[RetentionRule, ...] = ()
 
-    @property
-    def is_local(self) -> bool:
-        """True when the instance is this machine (``host = "local"``): no SSH."""
-        return self.hosts == (LOCAL_HOST,)
-
 
 @dataclass(frozen=True)
 class Config:
