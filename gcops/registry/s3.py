@@ -259,11 +259,12 @@ def redact(config_text: str) -> str:
 
 
 def journal_safe(config_bytes: bytes) -> bool:
-    """False when the config holds an S3 secret key: such bytes must not be copied to gcops' state dir."""
+    """False when the config holds an S3 secret key, or when that cannot be told (it cannot be read):
+    such bytes must not be copied to gcops' state dir (the host keeps its own copy)."""
     try:
         return not _text(s3_parameters(config_bytes).get("secretkey"))
     except S3ConfigError:
-        return True
+        return False
 
 
 def measure(settings: S3Settings, on_progress: Callable[[int, int], None] | None = None) -> StorageSnapshot:
