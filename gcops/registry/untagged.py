@@ -15,14 +15,13 @@ then answers 404 for its platforms; fixed only in v3). gcops never passes
    tag history links to them), exactly what `-m` would remove for them;
 5. the registry's ordinary GC (without -m) then deletes their blobs.
 
-Pure functions parse and decide; the `*_command` functions build host commands
-with the storage root quoted.
+Pure functions parse and decide; the `*_command` functions name the static
+host scripts (hostside/sh) that read the storage, the root passed as an argument.
 """
 from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import dataclass, field
 
 from gcops.hostside import scripts
@@ -39,15 +38,9 @@ class RepoManifests:
 
 
 def listing_command(root: str, tags_only: bool = False, repos: tuple[str, ...] = ()) -> str:
-    """`path<TAB>link content` for revision links (unless tags_only) and tag current links;
-    with `repos`, only under those repositories (missing ones are skipped)."""
-    paths = "-path '*/_manifests/tags/*/current/link'"
-    if not tags_only:
-        paths = f"\\( -path '*/_manifests/revisions/sha256/*/link' -o {paths} \\)"
-    where = " ".join(shlex.quote(f"repositories/{r}") for r in repos if REPO.match(r)) or "repositories"
-    return (f"cd {shlex.quote(root)}/docker/registry/v2 2>/dev/null || exit 0; "
-            f"find {where} {paths} -type f | "
-            "awk '{ d = \"\"; getline d < $0; close($0); print $0 \"\\t\" d }'")
+    """`path<TAB>link content` for revision links (unless tags_only) and tag current links
+    (hostside/sh/list_links.sh); with `repos`, only under those repositories (missing ones are skipped)."""
+    return scripts.command("list_links", root, "tags" if tags_only else "all", *(r for r in repos if REPO.match(r)))
 
 
 def parse_listing(text: str) -> dict[str, RepoManifests]:
@@ -70,12 +63,9 @@ def parse_listing(text: str) -> dict[str, RepoManifests]:
 
 
 def index_contents_command(root: str) -> str:
-    """stdin: hex digests, one a line; prints `hex<TAB>json` for those whose blob is an index/list."""
-    awk = ('{ f = substr($0, 1, 2) "/" $0 "/data"; c = ""; '
-           'while ((getline l < f) > 0) c = c l; close(f); '
-           'if (index(c, "\\"manifests\\"") > 0) print $0 "\\t" c }')
-    return (f"cd {shlex.quote(root)}/docker/registry/v2/blobs/sha256 2>/dev/null || exit 0; "
-            f"awk {shlex.quote(awk)}")
+    """stdin: hex digests, one a line; prints `hex<TAB>json` for those whose blob is an index/list
+    (hostside/sh/read_indexes.sh)."""
+    return scripts.command("read_indexes", root)
 
 
 def parse_index_contents(text: str) -> dict[str, set[str]]:
@@ -152,13 +142,9 @@ def delete_input(doomed: dict[str, set[str]]) -> bytes:
 
 
 def refs_command(root: str) -> str:
-    """stdin: hex digests of manifests; prints `hex ref-hex ref-hex ...` (every sha256 its blob names)."""
-    awk = ('{ f = substr($0, 1, 2) "/" $0 "/data"; c = ""; '
-           'while ((getline l < f) > 0) c = c l; close(f); out = $0; '
-           'while (match(c, /sha256:[0-9a-f]+/)) { out = out " " substr(c, RSTART + 7, RLENGTH - 7); '
-           'c = substr(c, RSTART + RLENGTH) } print out }')
-    return (f"cd {shlex.quote(root)}/docker/registry/v2/blobs/sha256 2>/dev/null || exit 0; "
-            f"awk {shlex.quote(awk)}")
+    """stdin: hex digests of manifests; prints `hex ref-hex ref-hex ...` (every sha256 its blob names)
+    (hostside/sh/manifest_refs.sh)."""
+    return scripts.command("manifest_refs", root)
 
 
 def parse_refs(text: str) -> dict[str, set[str]]:
