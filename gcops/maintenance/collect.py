@@ -3,8 +3,9 @@
 A *collector* frees the space: `RegistryGC` runs the registry's own
 `garbage-collect` through `gc.sh` (its output to a file on the host, read and
 parsed after the window, in constant memory). A *step* changes metadata first
-(`UntaggedRemoval`: revision links no tag reaches). Each gets the GC node with
-its open host connection.
+(`UntaggedRemoval`: revision links no tag reaches). Both follow the protocol of
+in_window.py: they get an `InWindow` (the GC node, the deadline, the lock-checked
+way to change the storage).
 """
 from __future__ import annotations
 
