@@ -36,5 +36,10 @@ def test_plan_keeps_the_other_instances_results_when_one_listing_fails(host_fact
     assert "tag listing" in by_name["plbad"]["error"] and by_name["plbad"]["reclaimable_bytes"] is None
     text = run_gcops("--config", str(config), "plan")
     assert text.returncode == 1 and "plgood" in text.stdout and "tag listing" in text.stdout
+    dry = run_gcops("--config", str(config), "run", "--dry-run", "--json")   # SPEC: 1 when a run would be refused
+    assert dry.returncode == 1 and "internal error" not in dry.stderr, dry.stderr
+    described = {i["name"]: i for i in json_doc(dry)["instances"]}
+    assert described["plgood"]["refused"] is None and any(s["step"] == "gc" for s in described["plgood"]["steps"])
+    assert "tag listing" in described["plbad"]["refused"]
     for h in (good, bad):
         assert (h.config_file.read_bytes(), images.blob_digests_on_disk(h)) == before[h.name]
