@@ -158,8 +158,9 @@ class LeaveOutcome(ScriptOutcome):
                           ("expected_read_only", "the registry no longer refuses writes (it was read-only before)"),
                           ("gc_still_running", "the GC process could not be stopped"),
                           ("restore_busy", "another restore is still running"),
+                          ("write_probe_failed", "the write probe after the restart got no good answer"),
                           ("params_unreadable", "the host's record of this run is unreadable")):
-            if key in self.kv or key in self.text.split():
+            if key in self.kv or self.kv.get("failed") == key:
                 return what
         return f"restore failed (exit {self.code}): {tail(self.text)}"
 

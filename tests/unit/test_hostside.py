@@ -100,7 +100,7 @@ def test_parse_enter():
     assert full.changed_nothing and "no space" in full.reason
     locked = outcomes.parse_enter(75, "lock_held=gcops@ctl pid 12 run R\n")
     assert locked.changed_nothing and locked.locked_by == "gcops@ctl pid 12 run R"
-    broken = outcomes.parse_enter(43, ENTER_OK.split("registry")[0] + "not_answering\n")
+    broken = outcomes.parse_enter(43, ENTER_OK.split("registry")[0] + "failed=not_answering\n")
     assert not broken.entered and not broken.changed_nothing and "not_answering" in broken.reason
 
 
@@ -129,7 +129,7 @@ def test_parse_leave():
     assert by_watchdog.restored and "restored" not in by_watchdog.kv
     stolen = outcomes.parse_leave(0, "not_ours=yes\nmarker=present\n")
     assert not stolen.restored
-    failed = outcomes.parse_leave(31, "restore_by=gcops\nconfig_restored=rename\nnot_answering\nleave_exit=31\n")
+    failed = outcomes.parse_leave(31, "restore_by=gcops\nconfig_restored=rename\nfailed=not_answering\nleave_exit=31\n")
     assert not failed.restored and "does not answer" in failed.reason
     # restore.sh's "restored=yes" is the only success: an exit 0 without it is not one
     assert not outcomes.parse_leave(0, "leave_exit=0\n").restored

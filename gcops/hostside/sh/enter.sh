@@ -98,13 +98,13 @@ case "$MODE" in
   stop)
     say "window_start=$(now)"
     sh -c "$STOP" </dev/null || say "service_command_failed=$?"
-    wait_down 60 || { say "still_answering"; exit 42; } ;;
+    wait_down 60 || { say "failed=still_answering"; exit 42; } ;;
   *)
     if [ -n "$NEW" ]; then
       say "window_start=$(now)"
-      mv -f "$NEW" "$REAL" || { rm -f "$NEW"; say "config_write_failed"; exit 40; }
+      mv -f "$NEW" "$REAL" || { rm -f "$NEW"; say "failed=config_write_failed"; exit 40; }
       sh -c "$RESTART" </dev/null || say "service_command_failed=$?"
-      wait_up 60 || { say "not_answering"; exit 43; }
+      wait_up 60 || { say "failed=not_answering"; exit 43; }
     else
       say "window_start=$(now)"
     fi ;;

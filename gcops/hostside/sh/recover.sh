@@ -7,7 +7,7 @@ trap '' PIPE HUP
 D=''
 take_args "d=D" "$@"
 if [ ! -e "$D/marker" ]; then rm -rf "$D/lock"; say "nothing_to_restore=yes"; exit 0; fi
-[ -f "$D/restore.sh" ] || { say "no_restore_script"; exit 37; }
+[ -f "$D/restore.sh" ] || { say "failed=no_restore_script"; exit 37; }
 /bin/sh "$D/restore.sh" recover; rc=$?
 if [ "$rc" -eq 0 ]; then rm -rf "$D/lock"; fi
 exit "$rc"

@@ -15,12 +15,12 @@ if [ "$(sha_of "$REAL")" != "$SHA" ]; then
   NEW="$REAL.gcops-restore"
   { cp -p "$REAL" "$NEW" 2>/dev/null || : > "$NEW"; } 2>/dev/null
   if ! { cat > "$NEW" 2>/dev/null && [ "$(sha_of "$NEW")" = "$SHA" ] && mv -f "$NEW" "$REAL"; }; then
-    rm -f "$NEW"; say "config_restore_failed"; exit 30
+    rm -f "$NEW"; say "failed=config_restore_failed"; exit 30
   fi
   say "config_restored=journal"
 fi
 if [ "$SERVICE" != : ]; then sh -c "$SERVICE" </dev/null || say "service_command_failed=$?"; fi
-wait_up 60 || { say "not_answering"; exit 31; }
+wait_up 60 || { say "failed=not_answering"; exit 31; }
 rm -f "$D/marker" "$D/gc.pid" "$D/staged" "$D/original"
 rm -rf "$D/lock"
 say "restored=yes"
