@@ -45,7 +45,7 @@ def setup(h, tmp_path, max_window: str):
 
 def test_a_deletion_past_max_window_is_stopped_before_writes_are_accepted(host_factory, tmp_path):
     h = host_factory("wsdead")
-    config, original = setup(h, tmp_path, "8s")
+    config, original = setup(h, tmp_path, "12s")
     pid_file, done_file = slow_tag_rm(h, 90)
     proc = run_gcops("--config", str(config), "run", "--json")
     assert proc.returncode == 1, proc.stderr
@@ -58,7 +58,7 @@ def test_a_deletion_past_max_window_is_stopped_before_writes_are_accepted(host_f
 
 def test_the_watchdog_stops_a_deletion_of_a_killed_gcops_before_writes_are_accepted(host_factory, tmp_path):
     h = host_factory("wswatch")
-    config, original = setup(h, tmp_path, "3s")
+    config, original = setup(h, tmp_path, "6s")
     pid_file, done_file = slow_tag_rm(h, 90)
     proc = spawn_gcops("--config", str(config), "run", "--json")
     wait_for(pid_file.exists, 60, "the slow tag deletion")
