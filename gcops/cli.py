@@ -19,6 +19,7 @@ from gcops import __version__, logs, output
 from gcops.cli_globals import GcopsGroup
 from gcops.config import Config, ConfigError, Settings, find_config_path, load_config, parse_duration
 from gcops.config.locate import config_not_found, load_settings
+from gcops.errors import GcopsError, UsageError
 
 EXIT_USAGE = 2
 JSON_HELP = "Print one JSON document on stdout (logs stay on stderr); no tables, no progress view."
@@ -208,13 +209,13 @@ def recover(ctx, targets, as_json):
 def report(ctx, since, until, instance, fmt, wide, output_path):
     """Reclaimed space per run and instance, over time (needs only [gcops] of the config)."""
     from gcops.actions.report import report as do_report
-    from gcops.history import HistoryError
+    from gcops.errors import GcopsError
 
     settings = ctx.obj.settings()
     try:
         text = do_report(settings.state_dir, since=since, until=until, instance=instance, fmt=fmt,
                          output=output_path, wide=wide)
-    except (ValueError, HistoryError) as exc:
+    except (ValueError, GcopsError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"-o {output_path}: cannot write the report: {exc.strerror or exc}")
@@ -318,6 +319,12 @@ def main() -> None:
         for problem in exc.problems:
             click.echo(f"gcops: {problem}", err=True)
         sys.exit(EXIT_USAGE)
+    except UsageError as exc:        # bad input found after the config loaded (a playbook, an ssh config)
+        click.echo(f"gcops: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except GcopsError as exc:        # every action handles these per instance; one line if one escapes
+        click.echo(f"gcops: {exc}", err=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         click.echo("gcops: aborted", err=True)
         sys.exit(130)

@@ -35,13 +35,15 @@ from dataclasses import dataclass
 
 import structlog
 
+from gcops.errors import HostError
 from gcops.hostside import scripts
+from gcops.hostside.kv import as_float, as_int, parse_kv_all, tail
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MARKER_PREFIX = ".gcops-mark-"
 
 
-class ConcurrentError(Exception):
+class ConcurrentError(HostError):
     """A concurrent-mode step failed; nothing was swept by it. The message is one line for the user."""
 
 
@@ -82,32 +84,17 @@ class CollectOutcome:
     sweep_seconds: float | None = None
 
 
-def _kv(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key and " " not in key:
-            out.setdefault(key.strip(), []).append(value.strip())
-    return out
-
-
 def _int(kv: dict[str, list[str]], key: str) -> int | None:
-    try:
-        return int(kv[key][-1])
-    except (KeyError, IndexError, ValueError):
-        return None
+    return as_int(kv.get(key, [None])[-1])
 
 
 def _float(kv: dict[str, list[str]], key: str) -> float | None:
-    try:
-        return float(kv[key][-1])
-    except (KeyError, IndexError, ValueError):
-        return None
+    return as_float(kv.get(key, [None])[-1])
 
 
 def parse_mark(text: str, exit_code: int = 0) -> MarkOutcome:
     """Parse concurrent_mark.sh output. Raises ConcurrentError when the script itself failed."""
-    kv = _kv(text)
+    kv = parse_kv_all(text)
     if exit_code != 0:
         problem = next((f"{k}={v[-1]}" for k, v in kv.items()
                         if k in ("storage_missing", "workdir_failed", "marker_failed", "clock_stuck",
@@ -125,7 +112,7 @@ def parse_mark(text: str, exit_code: int = 0) -> MarkOutcome:
 def parse_collect(text: str, exit_code: int = 0) -> CollectOutcome:
     """Parse concurrent_collect.sh output (delta counts, then sweep counts). Raises ConcurrentError when
     the script failed, gave no counts, or an unreadable manifest kept it from sweeping."""
-    kv = _kv(text)
+    kv = parse_kv_all(text)
     if "clock_went_back" in kv:
         raise ConcurrentError("the storage's clock went back since the mark (links written since could look "
                               "older than the marker); nothing was swept")
@@ -133,10 +120,10 @@ def parse_collect(text: str, exit_code: int = 0) -> CollectOutcome:
     status = _int(kv, "collect_exit")
     if exit_code != 0 or status is None or any(c is None for c in counts):
         swept = "nothing was swept" if _int(kv, "swept") is None else f"{_int(kv, 'swept')} blobs were swept"
-        raise ConcurrentError(f"the concurrent collector failed (exit {exit_code}: {_tail(text)}); {swept}")
+        raise ConcurrentError(f"the concurrent collector failed (exit {exit_code}: {tail(text)}); {swept}")
     unreadable = tuple(d for d in kv.get("unreadable", ()) if DIGEST.match(d))
     if len(unreadable) != (_int(kv, "unreadable_count") or 0):
-        raise ConcurrentError(f"the delta's output is inconsistent ({_tail(text)}); nothing was swept")
+        raise ConcurrentError(f"the delta's output is inconsistent ({tail(text)}); nothing was swept")
     links, read, protected, bad = counts
     delta = DeltaOutcome(links=links, manifests_read=read, protected=protected, bad_links=bad,
                          unreadable=unreadable)
@@ -147,28 +134,12 @@ def parse_collect(text: str, exit_code: int = 0) -> CollectOutcome:
         raise ConcurrentError("the concurrent collector was stopped before the sweep; nothing was swept")
     sweep_counts = [_int(kv, k) for k in ("candidates", "spared", "swept")]
     if any(c is None for c in sweep_counts):
-        raise ConcurrentError(f"the sweep gave no counts ({_tail(text)})")
+        raise ConcurrentError(f"the sweep gave no counts ({tail(text)})")
     start, mid, end = (_float(kv, k) for k in ("delta_start", "delta_end", "sweep_end"))
     by = "move" if kv.get("sweep_by", [""])[-1] == "move" else "remove"
     return CollectOutcome(delta=delta, sweep=SweepOutcome(*sweep_counts, by=by), complete=status == 0,
                           delta_seconds=mid - start if start is not None and mid is not None else None,
                           sweep_seconds=end - mid if mid is not None and end is not None else None)
-
-
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()][-3:]
-    return " | ".join(lines) if lines else "no output"
-
-
-def candidates_in(gc_output_lines) -> set[str]:
-    """The candidate set C from GC output lines, as concurrent_mark.sh extracts it (pure; for tests and plan)."""
-    out = set()
-    for line in gc_output_lines:
-        if "blob eligible for deletion" in line:
-            m = re.search(r"sha256:[0-9a-f]+", line)
-            if m and DIGEST.match(m.group(0)):
-                out.add(m.group(0))
-    return out
 
 
 def work_dir(host_state_dir: str, run_id: str) -> str:
@@ -250,7 +221,7 @@ class ConcurrentCollection:
         try:
             result = self.host.run(scripts.command("concurrent_cleanup", self.root, self.workdir, self.run_id),
                                    timeout=3600, check=False)
-        except Exception as exc:  # noqa: BLE001
+        except HostError as exc:
             self.log.warning("concurrent_cleanup_failed", error=str(exc))
             return False
         return result.exit_code == 0 and "cleaned=yes" in result.text

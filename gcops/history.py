@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gcops.errors import StateError
+
 DB_NAME = "history.sqlite3"
 
 # Instance-result fields, in SPEC order, with how each is stored.
@@ -33,7 +35,7 @@ _INSTANCE_COLUMNS = ("hosts",) + _INSTANCE_TEXT + _INSTANCE_BOOL + _INSTANCE_INT
 
 
 
-class HistoryError(Exception):
+class HistoryError(StateError):
     """The history database cannot be used; the message is one line for the user."""
 
 

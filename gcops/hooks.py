@@ -132,7 +132,7 @@ def run_hook(kind: str, command: str | None, run: dict, *, log: Any,
                 return False
         log.info("hook_finished", hook=kind, seconds=seconds)
         return True
-    except Exception as exc:  # never let a hook break the run
+    except (OSError, ValueError) as exc:  # a hook that cannot start, or a document it cannot take: logged
         log.warning("hook_failed", hook=kind, exit_code=None, error=str(exc))
         return False
     finally:

@@ -28,16 +28,13 @@ from typing import Callable, Protocol
 
 import paramiko
 
-from gcops.ssh_open import AcceptNewPolicy, KeyCheck, OpenRoute, open_route
+from gcops.errors import Cancelled, HostError
+from gcops.ssh_open import KeyCheck, OpenRoute, open_route
 from gcops.ssh_route import Defaults, RouteError, read_ssh_config, resolve_route
 
 TAIL_LINES = 20
 CHUNK = 65536
 MAX_LINE = 1 << 20  # a "line" longer than this is handed on in pieces
-
-
-class HostError(Exception):
-    """A host could not be used: unreachable, refused, authentication failed."""
 
 
 class HostKeyRefused(HostError):
@@ -54,10 +51,6 @@ class CommandTimeout(HostError):
 
 class ForwardingRefused(HostError):
     """The SSH server refuses TCP forwarding (AllowTcpForwarding no): use a command on the host instead."""
-
-
-class Cancelled(Exception):
-    """The caller asked a running command to stop waiting (SIGINT/SIGTERM)."""
 
 
 @dataclass
@@ -206,9 +199,6 @@ class LocalHost:
         pass
 
 
-_AcceptNewPolicy = AcceptNewPolicy  # the name older code imported
-
-
 @dataclass(frozen=True)
 class SSHSettings:
     user: str
@@ -337,7 +327,7 @@ class SSHHost:
     def close(self) -> None:
         try:
             self._conn.close()
-        except Exception:  # closing a dead connection must not mask the real error
+        except (OSError, EOFError, paramiko.SSHException):  # closing a dead connection must not mask the real error
             pass
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import gcops
+from gcops.errors import UsageError
 from gcops.textfiles import TextFileError, read_toml
 
 REQUIRED_COMMANDS = ("restart", "stop", "start", "gc")
@@ -42,7 +43,7 @@ class Playbook:
     commands: dict[str, str]
 
 
-class PlaybookError(Exception):
+class PlaybookError(UsageError):
     """A playbook cannot be used; ``problems`` holds one full line per problem."""
 
     def __init__(self, problems: Sequence[str]):

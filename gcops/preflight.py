@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from gcops import hostside
+from gcops.errors import LockHeld, Refused
 from gcops.hostside.outcomes import TLS_CURL_CODES
 from gcops.hosts import Host
 from gcops.registry import s3, storage
@@ -102,14 +103,6 @@ class NodeFacts:
     @property
     def leftover(self) -> str | None:
         return self.kv.get("marker")
-
-
-class Refused(Exception):
-    """Preflight says no: nothing was changed."""
-
-
-class LockHeld(Refused):
-    """Another gcops run holds the lock on this node."""
 
 
 def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides=None,

@@ -46,6 +46,7 @@ from typing import Sequence
 
 from ruamel.yaml import YAML
 
+from gcops.errors import ParseError
 from gcops import history
 from gcops.config import Config, Instance
 from gcops.hosts import connect
@@ -57,7 +58,7 @@ from gcops.results import OK, InstanceResult
 STORAGE_ID = re.compile(r"gcops-storage-[0-9a-f]{32}")
 
 
-class IdentityError(Exception):
+class IdentityError(ParseError):
     """The storage's identity could not be read or created."""
 
 

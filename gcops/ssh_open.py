@@ -53,7 +53,7 @@ class OpenRoute:
         for client in [self.client, *reversed(self.jumps)]:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection must not mask the real error
+            except (OSError, EOFError, paramiko.SSHException):  # closing a dead connection must not mask the real error
                 pass
 
 

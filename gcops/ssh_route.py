@@ -14,10 +14,12 @@ from pathlib import Path
 
 import paramiko
 
+from gcops.errors import UsageError
+
 MAX_HOPS = 8
 
 
-class RouteError(Exception):
+class RouteError(UsageError):
     """The ssh_config cannot be used for this host (unreadable, a ProxyJump loop, a bad jump spec)."""
 
 

@@ -7,8 +7,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from gcops.errors import UsageError
 
-class TextFileError(Exception):
+
+class TextFileError(UsageError):
     """One line naming the file and what is wrong with it."""
 
 

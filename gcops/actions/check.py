@@ -8,7 +8,8 @@ import structlog
 from gcops import preflight, shared_storage
 from gcops.actions.common import map_parallel
 from gcops.config import Config, Instance
-from gcops.hosts import HostError, connect
+from gcops.errors import GcopsError
+from gcops.hosts import connect
 from gcops.maintenance import ssh_settings
 
 
@@ -20,14 +21,14 @@ def check_instance(instance: Instance) -> dict:
         prefix = f"{address}: " if len(instance.hosts) > 1 else ""
         try:
             host = connect(address, ssh_settings(instance))
-        except HostError as exc:
+        except GcopsError as exc:
             checks.append(preflight.Check(f"{prefix}reachable", False, str(exc)))
             continue
         try:
             facts = preflight.gather(host, instance.vars, s3_overrides=instance.s3)
             for check in preflight.evaluate(facts, instance.vars, instance.mode):
                 checks.append(preflight.Check(prefix + check.name, check.ok, check.detail))
-        except HostError as exc:
+        except GcopsError as exc:
             checks.append(preflight.Check(f"{prefix}reachable", False, str(exc)))
         finally:
             host.close()

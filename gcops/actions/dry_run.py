@@ -18,7 +18,8 @@ import structlog
 from gcops import hostside, preflight, shared_storage
 from gcops.actions.run import RunRequest, options_for
 from gcops.config import Config, Instance
-from gcops.hosts import HostError, connect
+from gcops.errors import GcopsError, Refused
+from gcops.hosts import connect
 from gcops.maintenance import ssh_settings
 from gcops.maintenance.collect import RegistryGC
 from gcops.maintenance.concurrent import ConcurrentGC
@@ -69,14 +70,14 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3)
             try:
                 preflight.refuse_unless_safe(preflight.evaluate(node.facts, vars, opts.mode))
-            except preflight.Refused as exc:
+            except Refused as exc:
                 refused = refused or f"{node.address}: {exc}"
         if refused is None:
             first = nodes[0]
             root = first.facts.storage_root
             on_s3 = first.facts.bucket is not None   # the bucket is listed from this machine
             if on_s3 and opts.delete_untagged:
-                raise preflight.Refused(s3.DELETE_UNTAGGED_REFUSED)
+                raise Refused(s3.DELETE_UNTAGGED_REFUSED)
             _step(steps, "this machine" if on_s3 else first.address, "measure",
                   f"list {root} (ListObjectsV2, in parallel)" if on_s3
                   else hostside.storage_check_command(root, storage.measure_command(root)))
@@ -107,15 +108,19 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 affected = retention.affected()
                 _step(steps, first.address, "retention", retention.listing_command(root, only_named=True),
                       f"the {len(affected)} repositories with planned deletions, to evaluate the rules again")
-                _step(steps, first.address, "retention", retention.delete_command(root),
+                _step(steps, first.address, "retention",
+                      hostside.collect_command(first.plan, retention.delete_command(root), step=True),
                       "repository<TAB>tag<TAB>digest of the planned tags still due and still pointing there: "
                       + ", ".join(f"{d.repository}:{d.tag} ({d.digest}, {d.rule})" for d in retention.planned))
                 _step(steps, first.address, "retention", untagged.listing_command(root, repos=affected))
-                _step(steps, first.address, "retention", retention.unlink_command(root),
+                _step(steps, first.address, "retention",
+                      hostside.collect_command(first.plan, retention.unlink_command(root), step=True),
                       "repository<TAB>digest of the manifests the deleted tags leave untagged")
             if opts.delete_untagged:
+                _step(steps, first.address, "delete_untagged", untagged.listing_command(root, tags_only=True),
+                      "the tags of now, to re-check the candidates")
                 _step(steps, first.address, "delete_untagged",
-                      f"{untagged.listing_command(root, tags_only=True)}; then {untagged.delete_command(root)}",
+                      hostside.collect_command(first.plan, RetentionStep.unlink_command(root), step=True),
                       "repository<TAB>digest lines of the re-checked candidates")
             _step(steps, first.address, "gc" if opts.mode != "concurrent" else "delta_and_sweep",
                   collector.command(first))
@@ -125,7 +130,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                   f"list {root} again" if on_s3 else storage.measure_command(root))
             if opts.mode == "concurrent":
                 _step(steps, first.address, "cleanup", collector.cleanup_command(first))
-    except (HostError, preflight.Refused) as exc:
+    except GcopsError as exc:   # this instance cannot run; the others are still described
         refused = refused or str(exc)
     finally:
         for node in nodes:

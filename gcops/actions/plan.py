@@ -15,11 +15,11 @@ from gcops import preflight
 from gcops.concurrent import describe as describe_concurrent
 from gcops.actions.common import cancel_on_signals, map_parallel
 from gcops.config import Config, Instance
-from gcops.hosts import Cancelled, HostError, connect
+from gcops.errors import Cancelled, GcopsError, HostError, Refused
+from gcops.hosts import connect
 from gcops.maintenance import gc_command, ssh_settings
 from gcops.registry import s3, storage
 from gcops.registry.gc_output import GCOutputParser
-from gcops.registry.s3_listing import S3Error
 from gcops.registry.untagged import UntaggedScan
 from gcops.retention import RetentionRefused, RetentionStep
 
@@ -30,8 +30,9 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
            "reclaimable_bytes": None, "storage_bytes": None, "retention": {"delete": []}, "error": None}
     try:
         host = connect(instance.hosts[0], ssh_settings(instance))
-    except HostError as exc:
+    except GcopsError as exc:
         out["error"] = str(exc)
+        log.warning("plan_failed", error=out["error"])
         return out
     try:
         facts = preflight.gather(host, instance.vars, measure=True, s3_overrides=instance.s3)
@@ -39,7 +40,7 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
         preflight.refuse_unless_safe(checks)
         root = facts.storage_root
         if facts.bucket is not None and delete_untagged:
-            raise preflight.Refused("--delete-untagged is not supported on S3 storage yet; plan without it")
+            raise Refused("--delete-untagged is not supported on S3 storage yet; plan without it")
         out["storage_bytes"] = facts.snapshot.storage_bytes
         if instance.mode == "concurrent":   # what a run would do, step by step
             out["concurrent"] = describe_concurrent(root, gc_command(instance, dry_run=True))
@@ -54,7 +55,7 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
                                                                                 facts.registry.storage_driver)]
             except RetentionRefused as exc:
                 out["retention"]["delete"] = [d.to_dict() for d in step.planned]
-                raise preflight.Refused(str(exc)) from exc
+                raise Refused(str(exc)) from exc
         with tempfile.TemporaryFile() as spool:
             parser = GCOutputParser(on_eligible_blob=lambda d: spool.write(d.encode("ascii") + b"\n"))
             code, tail = host.stream(gc_command(instance, dry_run=True), parser.feed, cancel=cancel)
@@ -82,20 +83,21 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
             digests = [line.strip().decode("ascii") for line in spool if line.strip()]
             digests.extend(f"sha256:{d}" for d in sorted(extra))
             if facts.bucket is not None:   # blob sizes from the bucket
-                sized = str(s3.blob_sizes(facts.bucket.settings, digests)[0])
+                sized = s3.blob_sizes(facts.bucket.settings, digests)[0]
             else:
-                sized = host.run(storage.blobs_size_command(root), input=storage.blob_paths_input(digests),
-                                 timeout=None).text.strip() if digests else "0"
+                sized = storage.parse_bytes(host.run(storage.blobs_size_command(root),
+                                                     input=storage.blob_paths_input(digests), timeout=None).text,
+                                            "blob_bytes.sh") if digests else 0
         out["eligible_blobs"] = (summary.blobs_eligible or 0) + len(extra)
         out["eligible_manifests"] = (summary.manifests_eligible or 0) + manifests
-        out["reclaimable_bytes"] = int(sized or 0) + links
+        out["reclaimable_bytes"] = sized + links
         log.info("planned", tags_deleted=len(out["retention"]["delete"]),
                  **{k: v for k, v in out.items() if k not in ("name", "error", "retention")})
-    except preflight.Refused as exc:
+    except Refused as exc:
         out["error"] = f"refused: {exc}"
     except Cancelled:
         out["error"] = "interrupted"
-    except (HostError, S3Error) as exc:
+    except GcopsError as exc:   # this instance failed; the others' results stand
         out["error"] = str(exc)
     finally:
         host.close()

@@ -19,7 +19,9 @@ import structlog
 from gcops import hostside, journal, preflight
 from gcops.config import Config, Instance
 from gcops.hostside import scripts
-from gcops.hosts import Host, HostError, connect
+from gcops.hostside.kv import parse_kv_all
+from gcops.errors import GcopsError
+from gcops.hosts import Host, connect
 from gcops.maintenance import ssh_settings
 
 
@@ -77,9 +79,10 @@ def _remove_stale_concurrent(host: Host, storage_root: str, config_path: str) ->
     removed once none of them can still need it. Gives a note for the node's detail ("" when none)."""
     result = host.run(scripts.command("concurrent_stale", storage_root, hostside.host_state_dir(config_path)),
                       timeout=3600, check=False)
-    removed = [line[len("removed="):] for line in result.text.splitlines() if line.startswith("removed=")]
+    said = parse_kv_all(result.text)
+    removed = said.get("removed", [])
     note = f"; removed what concurrent run {', '.join(removed)} left (markers, swept blobs)" if removed else ""
-    if result.exit_code != 0 or "stale_done=yes" not in result.text:
+    if result.exit_code != 0 or said.get("stale_done") != ["yes"]:
         note += f"; what interrupted concurrent runs left could not be checked: {result.text.strip()[-200:]}"
     return note
 
@@ -114,12 +117,12 @@ def recover(config: Config, targets: Sequence[str]) -> tuple[dict, int]:
         for address in instance.hosts:
             try:
                 host = connect(address, ssh_settings(instance))
-            except HostError as exc:
+            except GcopsError as exc:
                 nodes.append({"host": address, "action": "unreachable", "ok": False, "detail": str(exc)})
                 continue
             try:
                 nodes.append(recover_node(instance, host, config.settings.state_dir))
-            except HostError as exc:
+            except GcopsError as exc:
                 nodes.append({"host": address, "action": "failed", "ok": False, "detail": str(exc)})
             finally:
                 host.close()

@@ -10,6 +10,7 @@ import structlog
 from gcops import history, hooks, shared_storage
 from gcops.actions.common import cancel_on_signals, map_parallel
 from gcops.config import Config, Instance
+from gcops.errors import GcopsError
 from gcops.maintenance import InstanceCycle, RunOptions
 from gcops.report.metrics import write_metrics
 from gcops.results import InstanceResult, exit_code_for, new_run_id, run_document
@@ -86,10 +87,10 @@ def _record(config: Config, doc: dict, log) -> None:
     """History and metrics; a failure here is logged, never turns a restored run into a failure."""
     try:
         history.record_run(config.settings.state_dir, doc)
-    except Exception as exc:  # noqa: BLE001 - the run itself already happened
+    except GcopsError as exc:   # the run itself already happened
         log.error("history_not_recorded", error=str(exc))
     if config.settings.metrics_textfile is not None:
         try:
             write_metrics(config.settings.metrics_textfile, doc)
-        except Exception as exc:  # noqa: BLE001
+        except OSError as exc:
             log.error("metrics_not_written", path=str(config.settings.metrics_textfile), error=str(exc))

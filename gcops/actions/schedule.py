@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gcops.errors import HostError
 from gcops.textfiles import write_atomically
 
 DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
@@ -30,7 +31,7 @@ _CRON_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # run-parts rules: no dots
 _SYSTEMD_SAFE = re.compile(r"^[A-Za-z0-9_@+=:,./%$-]+$")
 
 
-class ScheduleError(RuntimeError):
+class ScheduleError(HostError):
     """systemctl refused the change; the message is one line for the user."""
 
 

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from re import Pattern
 
+from gcops.errors import UsageError
 from gcops.playbooks import Playbook
 from gcops.registry.probe import ProbeCredentials
 
 LOCAL_HOST = "local"
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """The configuration cannot be used.
 
     ``problems`` holds one line per problem, each naming the file and key
@@ -101,11 +102,6 @@ class Instance:
     probe: ProbeCredentials | None = None   # [instance.probe]
     s3: S3Overrides | None = None        # [instance.s3]
     retention: tuple[RetentionRule, ...] = ()
-
-    @property
-    def is_local(self) -> bool:
-        """True when the instance is this machine (``host = "local"``): no SSH."""
-        return self.hosts == (LOCAL_HOST,)
 
 
 @dataclass(frozen=True)

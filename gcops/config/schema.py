@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gcops.errors import UsageError
 from gcops.playbooks import CONTROL_CHARS, describe_value
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -41,7 +42,7 @@ REQUIRED = _Marker("REQUIRED")  # the key must be set
 ABSENT = _Marker("ABSENT")  # no default: inherited from another table, or optional
 
 
-class Invalid(ValueError):
+class Invalid(UsageError):
     """A value is wrong; ``subpath`` (like ``[2]`` or ``.name``) narrows the key path.
 
     ``problems`` holds (subpath, message) for every wrong part of the value:

@@ -26,6 +26,7 @@ import shlex
 from dataclasses import dataclass
 
 from gcops.hostside import scripts
+from gcops.hostside.kv import parse_kv  # noqa: F401 - the reader of the scripts' output, re-exported
 
 GRACE_SECONDS = 10          # the watchdog fires this long after max_window
 READY_TIMEOUT = 60          # seconds a restarted registry may take to answer
@@ -97,19 +98,16 @@ def enter_command(plan: NodePlan, expected_sha256: str, write_config: bool, new_
         f"watchdog_text={watchdog}", f"watchdog_sha={sha256_hex(watchdog)}")
 
 
-def check_command(plan: NodePlan) -> str:
-    """Does the window hold: the status of a write probe and of a read."""
-    return scripts.command("check", f"url={plan.url}", f"probe={PROBE_PATH}", f"ca={plan.ca_file}",
-                           f"mode={plan.host_mode}")
-
-
 def gc_log(plan: NodePlan) -> str:
     return f"{plan.state_dir}/gc-{plan.run_id}.log"
 
 
-def collect_command(plan: NodePlan, command: str) -> str:
-    """Run `command` (the GC, or another collector) inside the window, output to the host's GC log."""
-    return scripts.command("gc", f"d={plan.state_dir}", f"run={plan.run_id}", f"gc={command}", f"log={gc_log(plan)}")
+def collect_command(plan: NodePlan, command: str, *, step: bool = False) -> str:
+    """Run `command` inside the window while this run holds the lock, in a session restore.sh stops:
+    the GC or another collector (output to the host's GC log), or with `step` a change to the storage
+    (stdin passed on, output printed back when it ends)."""
+    return scripts.command("gc", f"d={plan.state_dir}", f"run={plan.run_id}", f"gc={command}", f"log={gc_log(plan)}",
+                           *(["step=yes"] if step else []))
 
 
 def gc_wait_command(plan: NodePlan, seconds: int) -> str:
@@ -156,13 +154,3 @@ def storage_check_command(storage_root: str, then: str = "") -> str:
     """Refuse a missing or database-owned storage (exit 10/11); on success run `then` (a built command)."""
     check = scripts.command("storage_check", storage_root)
     return f"{check} && {then}" if then else check
-
-
-def parse_kv(text: str) -> dict[str, str]:
-    """key=value lines (the last one of a key wins); other lines are ignored."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key and " " not in key:
-            out[key.strip()] = value.strip()
-    return out

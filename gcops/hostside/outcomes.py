@@ -7,31 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gcops.hostside import (EXIT_CONFIG_CHANGED, EXIT_LEFTOVER, EXIT_LOCK_LOST, EXIT_LOCKED, EXIT_REFUSED,
-                            parse_kv)
+from gcops.hostside import EXIT_CONFIG_CHANGED, EXIT_LEFTOVER, EXIT_LOCK_LOST, EXIT_LOCKED, EXIT_REFUSED
+from gcops.hostside.kv import as_float, as_int, parse_kv, tail  # noqa: F401 - tail: the scripts' error line
 
 # curl exit codes that mean TLS could not be set up (bad or unknown certificate, handshake)
 TLS_CURL_CODES = {"35", "51", "53", "54", "58", "59", "60", "64", "66", "77", "80", "82", "83", "90", "91"}
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def tail(text: str, n: int = 3) -> str:
-    """The last `n` non-empty lines of `text`, joined for one error line."""
-    lines = [line for line in text.splitlines() if line.strip()][-n:]
-    return " | ".join(lines) if lines else "no output"
 
 
 @dataclass(frozen=True)
@@ -76,11 +56,11 @@ class EnterOutcome(ScriptOutcome):
 
     @property
     def window_start(self) -> float | None:
-        return _float(self.kv.get("window_start"))
+        return as_float(self.kv.get("window_start"))
 
     @property
     def ready(self) -> float | None:
-        return _float(self.kv.get("ready"))
+        return as_float(self.kv.get("ready"))
 
     @property
     def restarted(self) -> str:
@@ -136,11 +116,11 @@ class CollectOutcome(ScriptOutcome):
     @property
     def exit_code(self) -> int | None:
         """The collector's own exit code; None when it did not report one (it did not run to its end)."""
-        return _int(self.kv.get("gc_exit"))
+        return as_int(self.kv.get("gc_exit"))
 
     @property
     def seconds(self) -> float | None:
-        a, b = _float(self.kv.get("gc_start")), _float(self.kv.get("gc_end"))
+        a, b = as_float(self.kv.get("gc_start")), as_float(self.kv.get("gc_end"))
         return round(b - a, 3) if a is not None and b is not None else None
 
 
@@ -160,12 +140,8 @@ class LeaveOutcome(ScriptOutcome):
         return self.code == 0 and (self.kv.get("restored") == "yes" or self.kv.get("already_restored") == "yes")
 
     @property
-    def restored_here(self) -> bool:
-        return self.restored and not self.not_ours and self.kv.get("restored") == "yes"
-
-    @property
     def window_end(self) -> float | None:
-        return _float(self.kv.get("window_end"))
+        return as_float(self.kv.get("window_end"))
 
     @property
     def probe_after_gc(self) -> str | None:
@@ -182,8 +158,9 @@ class LeaveOutcome(ScriptOutcome):
                           ("expected_read_only", "the registry no longer refuses writes (it was read-only before)"),
                           ("gc_still_running", "the GC process could not be stopped"),
                           ("restore_busy", "another restore is still running"),
+                          ("write_probe_failed", "the write probe after the restart got no good answer"),
                           ("params_unreadable", "the host's record of this run is unreadable")):
-            if key in self.kv or key in self.text.split():
+            if key in self.kv or self.kv.get("failed") == key:
                 return what
         return f"restore failed (leave.sh exited {self.code}): {tail(self.text)}"
 

@@ -11,8 +11,10 @@ import shlex
 from functools import lru_cache
 from importlib import resources
 
+from gcops.errors import StateError
 
-class ScriptMissing(LookupError):
+
+class ScriptMissing(StateError):
     """No host script of that name ships with gcops."""
 
 
@@ -28,13 +30,19 @@ def _file(name: str) -> str:
 
 @lru_cache(maxsize=None)
 def text(name: str) -> str:
-    """The text of `gcops/hostside/sh/<name>.sh` as it runs: a first line `# include: common` is
-    replaced by `common.sh` (shared functions; still static text). Raises ScriptMissing."""
-    body = _file(name)
-    first, _, rest = body.partition("\n")
-    if first.startswith(INCLUDE):
-        return _file(first[len(INCLUDE):].strip()) + "\n" + rest
-    return body
+    """The text of `gcops/hostside/sh/<name>.sh` as it runs: a first line `# include: <other>` is replaced
+    by that script's own text (includes of includes too, each script once; still static text).
+    Raises ScriptMissing."""
+    return "\n".join(_expanded(name, set()))
+
+
+def _expanded(name: str, seen: set[str]) -> list[str]:
+    seen.add(name)
+    first, _, rest = _file(name).partition("\n")
+    if not first.startswith(INCLUDE):
+        return [first + "\n" + rest]
+    other = first[len(INCLUDE):].strip()
+    return ([] if other in seen else _expanded(other, seen)) + [rest]
 
 
 def command(name: str, *args: object) -> str:

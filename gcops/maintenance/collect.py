@@ -3,21 +3,25 @@
 A *collector* frees the space: `RegistryGC` runs the registry's own
 `garbage-collect` through `gc.sh` (its output to a file on the host, read and
 parsed after the window, in constant memory). A *step* changes metadata first
-(`UntaggedRemoval`: revision links no tag reaches). Each gets the GC node with
-its open host connection.
+(`UntaggedRemoval`: revision links no tag reaches). Both follow the protocol of
+in_window.py: they get an `InWindow` (the GC node, the deadline, the lock-checked
+way to change the storage).
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
 from gcops import hostside
-from gcops.hostside import outcomes
-from gcops.hosts import Cancelled, CommandTimeout, ConnectionLost, HostError, connect
-from gcops.maintenance.node import Node, WindowFailed, gc_command, ssh_settings
+from gcops.errors import HostError, WindowFailed
+from gcops.hostside import outcomes, scripts
+from gcops.hosts import ConnectionLost
+from gcops.maintenance.in_window import InWindow
+from gcops.maintenance.node import Node, gc_command
 from gcops.registry.gc_output import GCOutputParser, GCSummary
-from gcops.registry.untagged import UntaggedScan
+from gcops.registry.untagged import UntaggedScan, delete_input
+from gcops.retention.step import unlinked
+from gcops.step_figures import StepFigures, StepStatus
 
 
 @dataclass
@@ -34,8 +38,8 @@ class Collected:
 class RegistryGC:
     """The registry's own garbage-collect (never with -m), run by gc.sh inside the window.
 
-    A collector has `prepare(node)` (before the window, writes accepted), `run(node, deadline, cancel,
-    collected)` (inside it, on the GC node) and `read_output(node, collected)` (what it deleted).
+    A collector (gcops.maintenance.in_window) has `prepare(node)` (before the window, writes accepted),
+    `run(window, collected)` (inside it, on the GC node) and `read_output(node, collected)` (what it deleted).
     """
 
     name = "gc"
@@ -47,23 +51,28 @@ class RegistryGC:
     def prepare(self, node: Node) -> None:
         """Nothing to do before the window: the registry's GC marks and sweeps inside it."""
 
+    def collector_command(self, node: Node) -> str:
+        """What gc.sh runs inside the window: the playbook's GC command."""
+        return gc_command(self.instance)
+
     def command(self, node: Node) -> str:
         """The exact command sent to the GC node (dry-run prints it too)."""
-        return hostside.collect_command(node.plan, gc_command(self.instance))
+        return hostside.collect_command(node.plan, self.collector_command(node))
 
-    def run(self, node: Node, deadline: float, cancel: threading.Event, collected: Collected) -> None:
+    def run(self, window: InWindow, collected: Collected) -> None:
+        node = window.node
         lines: list[str] = []
         started = time.monotonic()
         try:
-            code, _ = node.host.stream(self.command(node), lines.append, deadline=deadline, cancel=cancel)
-        except CommandTimeout as exc:
+            code, _ = window.stream("GC", self.collector_command(node), lines.append, step=False)
+        except WindowFailed:
             collected.started = True
-            raise WindowFailed(f"GC ran past max_window ({node.plan.max_window:g}s); stopped and restored") from exc
+            raise
         except ConnectionLost as exc:
             # gc.sh goes on without us: wait for its GC over a new connection rather than stop it
             self.log.warning("gc_connection_lost", host=node.address, error=str(exc))
             collected.started = True
-            code, text = self._wait_after_reconnect(node, deadline, cancel, exc)
+            code, text = self._wait_after_reconnect(window, exc)
             lines = text.splitlines()
         outcome = outcomes.parse_collect(code, "\n".join(lines))
         collected.started = collected.started or outcome.started
@@ -76,23 +85,18 @@ class RegistryGC:
                                f"{outcomes.tail(outcome.text)}")
         collected.exit_code = outcome.exit_code
 
-    def _wait_after_reconnect(self, node: Node, deadline: float, cancel: threading.Event,
-                              lost: ConnectionLost) -> tuple[int, str]:
-        """Reconnect and wait (until `deadline`) for this run's GC to end; gives gc_wait.sh's exit and output."""
+    def _wait_after_reconnect(self, window: InWindow, lost: ConnectionLost) -> tuple[int, str]:
+        """Reconnect and wait (until the deadline) for this run's GC to end; gives gc_wait.sh's exit and output."""
+        node = window.node
         while True:
-            if cancel.is_set():
-                raise Cancelled("interrupted while waiting for the GC after a lost connection")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise WindowFailed(f"GC ran past max_window ({node.plan.max_window:g}s); stopped and restored")
+            left = window.left()
             try:
-                node.host.close()
-                node.host = connect(node.address, ssh_settings(self.instance))
+                node.reconnect(self.instance)
                 result = node.host.run(hostside.gc_wait_command(node.plan, min(left, 30)), timeout=min(left, 30) + 30,
                                        check=False)
             except HostError as exc:
                 self.log.warning("gc_reconnect_failed", host=node.address, error=str(exc))
-                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+                time.sleep(min(2.0, max(0.0, window.deadline - time.monotonic())))
                 continue
             kv = hostside.parse_kv(result.text)
             if "gc_running" in kv:
@@ -124,7 +128,8 @@ class UntaggedRemoval:
         self.scan = UntaggedScan(node.host, node.facts.storage_root)
         self.log = log
         self.doomed: dict[str, set[str]] = {}
-        self.deleted = 0
+        self.status = StepStatus.PLANNED
+        self.figures = StepFigures()
 
     def prepare(self) -> None:
         """Before the window (writes still accepted): candidates from the storage itself."""
@@ -132,11 +137,16 @@ class UntaggedRemoval:
         self.log.info("untagged_found", repositories=len(self.doomed),
                       manifests=sum(len(d) for d in self.doomed.values()))
 
-    def apply(self, node: Node) -> None:
-        """Inside the window: re-check against the tags of now, then remove the revision links."""
+    def apply(self, window: InWindow) -> None:
+        """Inside the window: re-check against the tags of now (reads end by the deadline), then remove
+        the revision links through gc.sh (lock held, stopped with the window)."""
         if not self.doomed:
             return
+        self.scan.host = window.host
         doomed = self.scan.recheck(self.doomed)
-        self.deleted = self.scan.delete(doomed)
-        self.log.info("untagged_deleted", host=node.address, manifests=self.deleted,
+        data = delete_input(doomed)
+        if data:
+            self.figures.manifests_deleted = unlinked(window.change(
+                "the untagged removal", scripts.command("unlink_manifests", self.scan.root), data))
+        self.log.info("untagged_deleted", host=window.node.address, manifests=self.figures.manifests_deleted,
                       spared=sum(len(d) for d in self.doomed.values()) - sum(len(d) for d in doomed.values()))

@@ -14,10 +14,11 @@ import time
 
 from gcops import hostside
 from gcops.concurrent import ConcurrentCollection, ConcurrentError, CollectOutcome, describe, parse_collect, work_dir
+from gcops.errors import GcopsError
 from gcops.hostside import scripts
-from gcops.hosts import HostError, connect
+from gcops.hosts import HostError
 from gcops.maintenance.collect import Collected, RegistryGC
-from gcops.maintenance.node import Node, WindowFailed, gc_command, ssh_settings
+from gcops.maintenance.node import Node, WindowFailed, gc_command
 from gcops.registry.gc_output import GCSummary
 
 COMBINATION_REFUSED = ("--delete-untagged cannot be combined with --mode concurrent (untagged manifests are only "
@@ -71,9 +72,9 @@ class ConcurrentGC(RegistryGC):
         if self.log is not None:
             self.log.info("marked", host=node.address, candidates=mark.candidates, gc_seconds=mark.gc_seconds)
 
-    def command(self, node: Node) -> str:
-        """The exact command sent to the GC node inside the window (dry-run prints it too)."""
-        return hostside.collect_command(node.plan, self._collection(node).collector_command())
+    def collector_command(self, node: Node) -> str:
+        """What gc.sh runs inside the window: the delta and the sweep."""
+        return self._collection(node).collector_command()
 
     def read_output(self, node: Node, collected: Collected) -> str | None:
         """The collector's counts from its log, the swept digests (for the cache purge); an error line or None."""
@@ -108,10 +109,8 @@ class ConcurrentGC(RegistryGC):
         self.collection.host = node.host or self.collection.host   # a reconnect may have replaced it
         if node.host is None or not self.collection.cleanup():
             try:
-                if node.host is not None:
-                    node.host.close()
-                node.host = self.collection.host = connect(node.address, ssh_settings(self.instance))
+                self.collection.host = node.reconnect(self.instance)
                 self.collection.cleanup()
-            except Exception as exc:  # noqa: BLE001 - the next mark removes what is left
+            except GcopsError as exc:  # the next mark removes what is left
                 self.log.warning("concurrent_cleanup_failed", host=node.address, error=str(exc))
         self.log.info("concurrent_cleaned", host=node.address, seconds=round(time.monotonic() - t0, 3))

@@ -12,17 +12,19 @@ import structlog
 from gcops import hostside, preflight
 from gcops.config import Instance
 from gcops.hostside import recover_command
-from gcops.hosts import Cancelled, HostError, connect
+from gcops.errors import Cancelled, GcopsError, HostError, LockHeld, Refused, WindowFailed
+from gcops.hosts import connect
 from gcops import window_guards
 from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
 from gcops.maintenance.concurrent import ConcurrentGC
-from gcops.maintenance.node import Node, WindowFailed, plan_for, ssh_settings
+from gcops.maintenance.in_window import InWindow, run_step
+from gcops.maintenance.node import Node, NodeState, plan_for, ssh_settings
 from gcops.maintenance.window import Window
 from gcops.registry import s3, storage
 from gcops.registry.config_file import RegistryConfigError
-from gcops.registry.s3_listing import S3Error
 from gcops.retention import RetentionStep
+from gcops.step_figures import StepStatus
 from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 
@@ -75,19 +77,14 @@ class InstanceCycle:
                 self._prepare()
                 self._window()
             self.result.status = OK
-        except preflight.LockHeld as exc:
+        except LockHeld as exc:
             self._fail(SKIPPED, f"locked: {exc}", lock_held=True)
-        except preflight.Refused as exc:
+        except Refused as exc:
             self._fail(SKIPPED, f"refused: {exc}")
         except Cancelled:
             self._fail(FAILED, "interrupted (SIGINT/SIGTERM)", interrupted=True)
-        except (WindowFailed, HostError) as exc:
+        except GcopsError as exc:   # a bug is not caught: the window has left every node; the CLI names it
             self._fail(FAILED, str(exc))
-        except S3Error as exc:   # the bucket could not be listed (nothing changed before the window)
-            self._fail(FAILED, f"S3: {exc}")
-        except Exception as exc:  # a bug must not leave a registry changed, nor hide
-            self.log.exception("unexpected_error")
-            self._fail(FAILED, f"{type(exc).__name__}: {exc}")
         finally:
             if isinstance(self.collector, ConcurrentGC):   # marker and work dir go
                 self.collector.cleanup(self.gc_node)
@@ -117,12 +114,12 @@ class InstanceCycle:
                 self.result.storage_driver = node.facts.registry.storage_driver
             preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
             if node is self.gc_node and node.facts.bucket is not None and self.options.delete_untagged:
-                raise preflight.Refused(s3.DELETE_UNTAGGED_REFUSED)
+                raise Refused(s3.DELETE_UNTAGGED_REFUSED)
             if node.facts.leftover or node.facts.lock is not None:
                 self._recover_leftover(node)
         roots = {n.facts.storage_root for n in self.nodes}
         if len(roots) != 1:
-            raise preflight.Refused(f"nodes disagree on the storage root: {sorted(roots)}")
+            raise Refused(f"nodes disagree on the storage root: {sorted(roots)}")
 
     def _recover_leftover(self, node: Node) -> None:
         """An earlier run left this node changed and its lock is abandoned: restore first, then look again."""
@@ -130,7 +127,7 @@ class InstanceCycle:
         result = node.host.run(recover_command(self.instance.vars["config"]), timeout=600, check=False)
         if result.exit_code != 0:
             lines = [line for line in result.text.splitlines() if line.strip()][-2:]
-            raise preflight.Refused(f"{node.address}: could not restore what an earlier run left "
+            raise Refused(f"{node.address}: could not restore what an earlier run left "
                                     f"({' | '.join(lines) or f'exit {result.exit_code}'}); run `gcops recover`")
         node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
                                       s3_overrides=self.instance.s3)
@@ -160,7 +157,7 @@ class InstanceCycle:
         try:  # a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
             redis = window_guards.redis_settings_of(self.gc_node.facts.config_bytes)
         except RegistryConfigError as exc:
-            raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
+            raise Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
         if redis is not None:
             self.after_steps.append(RedisDescriptorPurge(redis, self.log))
         # the collector prepares last, after every check that may refuse; retention deletes inside the
@@ -176,24 +173,25 @@ class InstanceCycle:
         opened = time.monotonic()
         window = self.window = Window(self.nodes, self.instance, self.state_dir, self.log, self.cancel, self.on_step)
         with window:
+            # every step and the collector stop early enough for the restore to end by max_window
+            deadline = opened + self.options.max_window - window.restore_reserve
+            inside = InWindow(self.gc_node, deadline, self.cancel, self.options.max_window)
             for step in self.steps:
                 self._step(step.name, host=self.gc_node.address)
-                step.apply(self.gc_node)
+                run_step(step, inside)
             self._step("gc", host=self.gc_node.address)
-            # the collector stops early enough for the restore to end by max_window (window.restore_reserve)
-            deadline = opened + self.options.max_window - window.restore_reserve
             if deadline <= time.monotonic():
                 raise WindowFailed(f"max_window ({self.options.max_window:g}s) leaves no time for GC: "
                                    f"{time.monotonic() - opened:.1f}s of it went on entering the window and "
                                    f"restoring needs about {window.restore_reserve:.1f}s; GC not run")
             try:
-                self.collector.run(self.gc_node, deadline, self.cancel, self.collected)
+                self.collector.run(inside, self.collected)
             finally:
                 if self.after_steps and self.collected.started:
                     in_flight = sys.exc_info()[1] is not None
                     try:
                         self._after_collector()
-                    except Exception as exc:  # noqa: BLE001 - never hide the collector's own failure
+                    except GcopsError as exc:  # never hide the collector's own failure
                         if not in_flight:
                             raise
                         self.gc_node.notes.append(f"{self.gc_node.address}: after the collector: {exc}")
@@ -203,7 +201,7 @@ class InstanceCycle:
         if self.collected.started and self.collected.summary is None:
             self._read_collector_output()
         summary = self.collected.summary
-        untagged = sum(getattr(step, "deleted", 0) for step in self.steps)
+        untagged = sum(step.figures.manifests_deleted for step in self.steps)
         if summary is not None:
             self.result.blobs_deleted = summary.blobs_removed
             self.result.manifests_deleted = (summary.manifests_removed or 0) + untagged
@@ -240,23 +238,23 @@ class InstanceCycle:
                 self.result.read_only_verified = window.verified
         self.result.warnings = [w for node in self.nodes for w in node.warnings]
         # tags gone are recorded whatever happened after
-        self.result.tags_deleted = [t for step in self.steps for t in getattr(step, "tags_deleted", [])]
+        self.result.tags_deleted = [t for step in self.steps for t in step.figures.tags_deleted]
         for warning in self.result.warnings:
             self.log.warning("read_only_not_verified", detail=warning)
         errors = self._node_notes()
-        if any("NOT RESTORED" in note for note in errors):
+        if any(node.state is NodeState.NOT_RESTORED for node in self.nodes):
             self.result.status = NOT_RESTORED
         elif errors and self.result.status == OK:
             self.result.status = FAILED
         if errors:
             known = self.result.error or ""
             self.result.error = "; ".join([known] * bool(known) + [n for n in errors if n not in known])
-        touched = (self.collected.started or any(getattr(step, "deleted", 0) for step in self.steps)
+        touched = (self.collected.started or any(step.status is not StepStatus.PLANNED for step in self.steps)
                    or bool(self.result.tags_deleted))
         if before is not None and (self.result.status == OK or touched):
             try:
                 after = self._measure("measure_after")
-            except (HostError, storage.MeasurementError, S3Error) as exc:
+            except GcopsError as exc:
                 self.result.error = "; ".join(filter(None, [self.result.error, f"measuring after: {exc}"]))
                 if self.result.status == OK:
                     self.result.status = FAILED
@@ -278,9 +276,8 @@ class InstanceCycle:
             try:
                 out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
             except HostError:
-                node.host.close()
-                node.host = connect(node.address, ssh_settings(self.instance))
-                out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
+                out = node.reconnect(self.instance).run(storage.measure_command(node.facts.storage_root),
+                                                        timeout=None).text
             snap = storage.parse_measurement(out)
         self.on_step(self.instance.name, step, storage_bytes=snap.storage_bytes)
         self.log.info(f"{step}_done", host=node.address, storage_bytes=snap.storage_bytes, blobs=snap.blobs,

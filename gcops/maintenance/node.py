@@ -12,24 +12,21 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 
-import structlog
 
 from gcops import hostside, journal, preflight, window_guards
 from gcops.registry import s3
 from gcops.config import Instance
+from gcops.errors import LockHeld, Refused, WindowFailed
 from gcops.hostside import outcomes
-from gcops.hosts import ConnectionLost, Host, HostError, SSHSettings, connect
+from gcops.hosts import Host, HostError, SSHSettings, connect
 from gcops.playbooks import render
 from gcops.registry.config_file import RegistryConfigError, with_read_only
 
 RECONNECT_ATTEMPTS = 3
 ENTER_TIMEOUT = hostside.READY_TIMEOUT * 2 + 60
 LEAVE_TIMEOUT = hostside.READY_TIMEOUT * 2 + 120
-
-
-class WindowFailed(Exception):
-    """The window cannot go on (or went wrong); every entered node is left by the caller."""
 
 
 def ssh_settings(instance: Instance) -> SSHSettings:
@@ -45,20 +42,59 @@ def gc_command(instance: Instance, *, dry_run: bool = False) -> str:
     return command + (" --dry-run" if dry_run else "")
 
 
+class NodeState(Enum):
+    """Where one node stands in this run's window."""
+
+    UNTOUCHED = "untouched"        # nothing of this run changed it
+    ENTERED = "entered"            # a leave is owed, whatever the host said
+    LEFT = "left"                  # restored, verified and unlocked
+    NOT_RESTORED = "not_restored"  # leaving failed: its watchdog or `gcops recover` must restore it
+
+
 @dataclass
 class Node:
     address: str
     host: Host | None = None
     facts: preflight.NodeFacts | None = None
     plan: hostside.NodePlan | None = None
-    entered: bool = False
-    left: bool = False
+    state: NodeState = NodeState.UNTOUCHED
     verified: bool | None = None          # writes refused proven by a 405 (None: not checked)
     window_start: float | None = None     # host clock
     service_seconds: float | None = None  # how long entering took the registry (restart or stop), host clock
     window_end: float | None = None
     notes: list[str] = field(default_factory=list)       # what went wrong on this node (the run fails)
     warnings: list[str] = field(default_factory=list)    # what the admin must know (the run may succeed)
+
+    @property
+    def entered(self) -> bool:
+        return self.state is not NodeState.UNTOUCHED
+
+    @entered.setter
+    def entered(self, value: bool) -> None:
+        self.state = NodeState.ENTERED if value else NodeState.UNTOUCHED
+
+    @property
+    def left(self) -> bool:
+        return self.state is NodeState.LEFT
+
+    @left.setter
+    def left(self, value: bool) -> None:
+        if value:
+            self.state = NodeState.LEFT
+
+    def not_restored(self, reason: str) -> None:
+        """Leaving failed: the run ends not_restored, with `reason` in its error."""
+        self.state = NodeState.NOT_RESTORED
+        self.notes.append(f"{self.address}: NOT RESTORED: {reason}")
+
+    def reconnect(self, instance: Instance) -> Host:
+        """A new connection to this node (the old one closed first); the one place gcops reconnects.
+        Raises HostError."""
+        if self.host is not None:
+            self.host.close()
+        self.host = None
+        self.host = connect(self.address, ssh_settings(instance))
+        return self.host
 
 
 def plan_for(instance: Instance, node: Node, mode: str, run_id: str, max_window: float) -> hostside.NodePlan:
@@ -79,7 +115,7 @@ def read_only_bytes(node: Node) -> bytes | None:
     try:
         return with_read_only(facts.config_bytes)
     except RegistryConfigError as exc:
-        raise preflight.Refused(f"{node.address}: {plan.config_path}: {exc}") from exc
+        raise Refused(f"{node.address}: {plan.config_path}: {exc}") from exc
 
 
 def enter_command_for(node: Node) -> tuple[str, bytes | None]:
@@ -110,8 +146,8 @@ def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutco
         node.entered = False
         journal.remove_intent(state_dir, instance_name, node.address, plan.run_id)
         if outcome.locked_by is not None or outcome.code == hostside.EXIT_LOCKED:
-            raise preflight.LockHeld(f"{node.address}: {outcome.reason}")
-        raise preflight.Refused(f"{node.address}: {outcome.reason}")
+            raise LockHeld(f"{node.address}: {outcome.reason}")
+        raise Refused(f"{node.address}: {outcome.reason}")
     if outcome.window_start is not None and (new is not None or plan.host_mode == "stop"):
         node.window_start = outcome.window_start
         if outcome.ready is not None:
@@ -132,10 +168,7 @@ def verify(node: Node, entered: outcomes.EnterOutcome, instance: Instance | None
     Behind authentication (401/403 to the anonymous probe), GC is allowed only when the
     registry process demonstrably restarted with the read-only config; `node.verified` is then False.
     """
-    if "read_probe" in entered.kv:     # enter.sh checks in its own round trip
-        check = outcomes.parse_check(entered.text)
-    else:
-        check = outcomes.parse_check(node.host.run(hostside.check_command(node.plan), timeout=60, check=False).text)
+    check = outcomes.parse_check(entered.text)     # enter.sh checks in its own round trip
     if node.plan.host_mode == "stop":
         if check.answering:
             raise WindowFailed(f"{node.address}: the registry still answers after stop; GC not run")
@@ -177,23 +210,21 @@ def leave(node: Node, instance: Instance, state_dir, log) -> outcomes.LeaveOutco
     last_error: Exception | None = None
     for attempt in range(RECONNECT_ATTEMPTS):
         try:
-            if attempt:
-                if node.host is not None:
-                    node.host.close()
-                node.host = connect(node.address, ssh_settings(instance))
+            if attempt or node.host is None:
+                node.reconnect(instance)
             result = node.host.run(hostside.leave_command(node.plan), timeout=LEAVE_TIMEOUT, check=False)
             break
-        except (ConnectionLost, HostError) as exc:
+        except HostError as exc:
             last_error = exc
             log.warning("restore_retry", host=node.address, attempt=attempt + 1, error=str(exc))
             time.sleep(min(5, 1 + attempt * 2))
     else:
-        node.notes.append(f"{node.address}: NOT RESTORED: cannot reach the host to restore: {last_error}; its "
-                          "watchdog restores it after max_window, or run `gcops recover`")
+        node.not_restored(f"cannot reach the host to restore: {last_error}; its watchdog restores it after "
+                          "max_window, or run `gcops recover`")
         return None
     outcome = outcomes.parse_leave(result.exit_code, result.text)
     if not outcome.restored:
-        node.notes.append(f"{node.address}: NOT RESTORED: {outcome.reason}")
+        node.not_restored(outcome.reason)
         return outcome
     node.left = True
     lost = outcome.probe_after_gc not in (None, "405", "401", "403")

@@ -11,7 +11,7 @@ import threading
 from typing import Callable
 
 from gcops.config import Instance
-from gcops.hosts import Cancelled
+from gcops.errors import Cancelled, GcopsError
 from gcops.maintenance.node import Node, enter, leave, verify
 
 # Stopping a GC takes up to this long (restore.sh: SIGTERM to its process group, SIGKILL 1 s later).
@@ -51,16 +51,24 @@ class Window:
         return False
 
     def leave_all(self) -> None:
-        """Leave every entered node, newest first, each once; one failing never stops the rest."""
+        """Leave every entered node, newest first, each once; one failing never stops the rest.
+
+        A bug while leaving one node is raised again only after every other node was left."""
+        bug: BaseException | None = None
         for node in reversed(self.entered):
             if not node.entered or node.left:
                 continue
             self._step("restore", node)
             try:
                 leave(node, self.instance, self.state_dir, self.log)
-            except Exception as exc:  # noqa: BLE001 - the next node must still be left
-                node.notes.append(f"{node.address}: NOT RESTORED: {type(exc).__name__}: {exc}")
+            except GcopsError as exc:
+                node.not_restored(str(exc))
+            except Exception as exc:  # noqa: BLE001 - not swallowed: raised once the other nodes are left
+                node.not_restored(f"{type(exc).__name__}: {exc}")
                 self.log.exception("leave_failed", host=node.address)
+                bug = bug or exc
+        if bug is not None:
+            raise bug
 
     @property
     def restored(self) -> bool:

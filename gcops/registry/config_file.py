@@ -19,12 +19,13 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from gcops.errors import ParseError
 from gcops.registry.yaml_text import merged, own_keys, parse_text, plain, reference_counts
 
 STORAGE_PARAMETER_KEYS = ("cache", "maintenance", "delete", "redirect")
 
 
-class RegistryConfigError(Exception):
+class RegistryConfigError(ParseError):
     """The registry config cannot be read, parsed or safely edited."""
 
 

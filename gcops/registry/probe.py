@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from gcops.errors import HostError
 from gcops.registry.host_http import HTTPFailed, Response, Transport
 
 DEFAULT_REPOSITORY = "gcops-probe"
@@ -50,7 +51,7 @@ class ProbeResult:
     detail: str = ""        # why there is no status, or what the auth step answered
 
 
-class AuthFailed(Exception):
+class AuthFailed(HostError):
     """The token realm refused the credentials or gave no token."""
 
 

@@ -26,6 +26,7 @@ import structlog
 
 from gcops.hosts import Host, HostError
 from gcops.hostside import scripts
+from gcops.hostside.kv import parse_kv_all
 from gcops.registry.config_file import RegistryConfigError, _load
 from gcops.registry.resp import RedisError, ReplyError, RespClient
 
@@ -37,7 +38,7 @@ class RedisConfigError(RegistryConfigError):
     """The registry config's redis section cannot be used (missing addr, Sentinel, client certificates...)."""
 
 
-class PurgeFailed(Exception):
+class PurgeFailed(HostError):
     """Descriptors of deleted blobs could not be removed, or some survived: the run must not say ok."""
 
 
@@ -241,7 +242,7 @@ def missing_blobs(host: Host, storage_root: str, digests: Iterable[str]) -> set[
                           timeout=600)
     except HostError as exc:
         raise PurgeFailed(f"{host.name}: cannot check which cached blobs are gone: {exc}") from exc
-    return {line[len("missing="):] for line in result.text.splitlines() if line.startswith("missing=")}
+    return set(parse_kv_all(result.text).get("missing", []))
 
 
 def purge_stale(host: Host, settings: RedisSettings, storage_root: str,

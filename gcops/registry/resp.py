@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import socket
 
+from gcops.errors import HostError
+
 MAX_BULK = 512 * 1024 * 1024
 
 
-class RedisError(Exception):
+class RedisError(HostError):
     """Redis could not be talked to, or answered with an error."""
 
 

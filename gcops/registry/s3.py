@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from gcops.errors import ParseError
 from gcops.config.model import S3Overrides
 from gcops.registry.storage import StorageSnapshot
 
@@ -33,7 +34,7 @@ DELETE_UNTAGGED_REFUSED = ("--delete-untagged is not supported on S3 storage yet
                            "children reads the repository links on the host's filesystem); run without it")
 
 
-class S3ConfigError(Exception):
+class S3ConfigError(ParseError):
     """The registry's storage.s3 section (with [instance.s3]) does not say where the bucket is."""
 
 
@@ -258,11 +259,12 @@ def redact(config_text: str) -> str:
 
 
 def journal_safe(config_bytes: bytes) -> bool:
-    """False when the config holds an S3 secret key: such bytes must not be copied to gcops' state dir."""
+    """False when the config holds an S3 secret key, or when that cannot be told (it cannot be read):
+    such bytes must not be copied to gcops' state dir (the host keeps its own copy)."""
     try:
         return not _text(s3_parameters(config_bytes).get("secretkey"))
     except S3ConfigError:
-        return True
+        return False
 
 
 def measure(settings: S3Settings, on_progress: Callable[[int, int], None] | None = None) -> StorageSnapshot:

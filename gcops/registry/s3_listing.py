@@ -31,13 +31,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable
 
+from gcops.errors import HostError
+
 BLOB_DIRS = "docker/registry/v2/blobs/sha256/"
 REPOSITORIES = "docker/registry/v2/repositories/"
 DESCEND = ("", "docker/", "docker/registry/", "docker/registry/v2/", "docker/registry/v2/blobs/")
 GROUPED = (BLOB_DIRS, REPOSITORIES)
 
 
-class S3Error(Exception):
+class S3Error(HostError):
     """The bucket could not be listed (after retries)."""
 
 

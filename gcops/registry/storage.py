@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gcops.errors import ParseError
 from gcops.hostside import scripts
+from gcops.hostside.kv import parse_kv
 
 BLOB_DATA = "docker/registry/v2/blobs/sha256/"
 _FIELDS = ("fs_used_bytes", "tree_bytes", "blobs")
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-class MeasurementError(Exception):
+class MeasurementError(ParseError):
     """The storage could not be measured."""
 
 
@@ -39,11 +41,7 @@ def measure_command(storage_root: str) -> str:
 def parse_measurement(output: str) -> StorageSnapshot:
     """The snapshot in `measure_command` output (other key=value lines are ignored).
     Raises MeasurementError when a figure is missing or not a whole number."""
-    kv: dict[str, str] = {}
-    for line in output.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            kv[key.strip()] = value.strip()
+    kv = parse_kv(output)
     try:
         fs_used, tree, blobs = (int(kv[k]) for k in _FIELDS)
     except (KeyError, ValueError) as exc:
@@ -51,6 +49,16 @@ def parse_measurement(output: str) -> StorageSnapshot:
     if min(fs_used, tree, blobs) < 0:
         raise MeasurementError(f"negative figure in measurement output: {output.strip()[-200:]!r}")
     return StorageSnapshot(storage_bytes=tree, fs_used_bytes=fs_used, blobs=blobs)
+
+
+def parse_bytes(output: str, what: str) -> int:
+    """The byte count a summing script printed last (`N` or `bytes=N`). Raises MeasurementError naming
+    `what` when there is none: a sum that could not be read is never 0."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    value = lines[-1].removeprefix("bytes=") if lines else ""
+    if not value.isdigit():
+        raise MeasurementError(f"{what} gave no byte count: {output.strip()[-200:]!r}")
+    return int(value)
 
 
 def blob_paths_input(digests) -> bytes:

@@ -15,17 +15,17 @@ then answers 404 for its platforms; fixed only in v3). gcops never passes
    tag history links to them), exactly what `-m` would remove for them;
 5. the registry's ordinary GC (without -m) then deletes their blobs.
 
-Pure functions parse and decide; the `*_command` functions build host commands
-with the storage root quoted.
+Pure functions parse and decide; the `*_command` functions name the static
+host scripts (hostside/sh) that read the storage, the root passed as an argument.
 """
 from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import dataclass, field
 
 from gcops.hostside import scripts
+from gcops.registry.storage import parse_bytes
 
 HEX = re.compile(r"^[0-9a-f]{64}$")
 REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -38,15 +38,9 @@ class RepoManifests:
 
 
 def listing_command(root: str, tags_only: bool = False, repos: tuple[str, ...] = ()) -> str:
-    """`path<TAB>link content` for revision links (unless tags_only) and tag current links;
-    with `repos`, only under those repositories (missing ones are skipped)."""
-    paths = "-path '*/_manifests/tags/*/current/link'"
-    if not tags_only:
-        paths = f"\\( -path '*/_manifests/revisions/sha256/*/link' -o {paths} \\)"
-    where = " ".join(shlex.quote(f"repositories/{r}") for r in repos if REPO.match(r)) or "repositories"
-    return (f"cd {shlex.quote(root)}/docker/registry/v2 2>/dev/null || exit 0; "
-            f"find {where} {paths} -type f | "
-            "awk '{ d = \"\"; getline d < $0; close($0); print $0 \"\\t\" d }'")
+    """`path<TAB>link content` for revision links (unless tags_only) and tag current links
+    (hostside/sh/list_links.sh); with `repos`, only under those repositories (missing ones are skipped)."""
+    return scripts.command("list_links", root, "tags" if tags_only else "all", *(r for r in repos if REPO.match(r)))
 
 
 def parse_listing(text: str) -> dict[str, RepoManifests]:
@@ -69,12 +63,9 @@ def parse_listing(text: str) -> dict[str, RepoManifests]:
 
 
 def index_contents_command(root: str) -> str:
-    """stdin: hex digests, one a line; prints `hex<TAB>json` for those whose blob is an index/list."""
-    awk = ('{ f = substr($0, 1, 2) "/" $0 "/data"; c = ""; '
-           'while ((getline l < f) > 0) c = c l; close(f); '
-           'if (index(c, "\\"manifests\\"") > 0) print $0 "\\t" c }')
-    return (f"cd {shlex.quote(root)}/docker/registry/v2/blobs/sha256 2>/dev/null || exit 0; "
-            f"awk {shlex.quote(awk)}")
+    """stdin: hex digests, one a line; prints `hex<TAB>json` for those whose blob is an index/list
+    (hostside/sh/read_indexes.sh)."""
+    return scripts.command("read_indexes", root)
 
 
 def parse_index_contents(text: str) -> dict[str, set[str]]:
@@ -135,17 +126,8 @@ def unread(repos: dict[str, RepoManifests], children_of: dict[str, set[str]], re
     return need
 
 
-def delete_command(root: str) -> str:
-    """stdin: `repo<TAB>hex` lines; removes each revision link and tag history links to it; prints the count."""
-    return (f"cd {shlex.quote(root)}/docker/registry/v2/repositories || exit 1; n=0; tab=$(printf '\\t'); "
-            "while IFS=\"$tab\" read -r repo hex; do "
-            "[ -d \"$repo/_manifests/revisions/sha256/$hex\" ] || continue; "
-            "rm -rf -- \"$repo/_manifests/revisions/sha256/$hex\" "
-            "\"$repo\"/_manifests/tags/*/index/sha256/\"$hex\" && n=$((n + 1)); done; echo \"deleted=$n\"")
-
-
 def links_size_command(root: str) -> str:
-    """stdin: `repo<TAB>hex` lines; on-disk bytes of the links `delete_command` would remove
+    """stdin: `repo<TAB>hex` lines; on-disk bytes of the links unlink_manifests.sh would remove
     (hostside/sh/link_bytes.sh: GNU and BusyBox alike; exits non-zero when it cannot sum)."""
     return scripts.command("link_bytes", root)
 
@@ -160,13 +142,9 @@ def delete_input(doomed: dict[str, set[str]]) -> bytes:
 
 
 def refs_command(root: str) -> str:
-    """stdin: hex digests of manifests; prints `hex ref-hex ref-hex ...` (every sha256 its blob names)."""
-    awk = ('{ f = substr($0, 1, 2) "/" $0 "/data"; c = ""; '
-           'while ((getline l < f) > 0) c = c l; close(f); out = $0; '
-           'while (match(c, /sha256:[0-9a-f]+/)) { out = out " " substr(c, RSTART + 7, RLENGTH - 7); '
-           'c = substr(c, RSTART + RLENGTH) } print out }')
-    return (f"cd {shlex.quote(root)}/docker/registry/v2/blobs/sha256 2>/dev/null || exit 0; "
-            f"awk {shlex.quote(awk)}")
+    """stdin: hex digests of manifests; prints `hex ref-hex ref-hex ...` (every sha256 its blob names)
+    (hostside/sh/manifest_refs.sh)."""
+    return scripts.command("manifest_refs", root)
 
 
 def parse_refs(text: str) -> dict[str, set[str]]:
@@ -222,17 +200,6 @@ class UntaggedScan:
                 result[name] = left
         return result
 
-    def delete(self, doomed: dict[str, set[str]]) -> int:
-        """Remove the revision links (and tag history links) of `doomed`; gives how many went."""
-        data = delete_input(doomed)
-        if not data:
-            return 0
-        out = self.host.run(delete_command(self.root), input=data, timeout=None).text
-        for line in out.splitlines():
-            if line.startswith("deleted="):
-                return int(line.split("=", 1)[1])
-        return 0
-
     def freed(self, doomed: dict[str, set[str]]) -> set[str]:
         """For plan: blob digests the removal of `doomed` would let GC delete (reads every manifest)."""
         every = sorted({d for repo in self.repos.values() for d in repo.revisions})
@@ -246,7 +213,8 @@ class UntaggedScan:
         data = delete_input(doomed)
         if not data:
             return 0
-        return int(self.host.run(links_size_command(self.root), input=data, timeout=None).text.strip())
+        return parse_bytes(self.host.run(links_size_command(self.root), input=data, timeout=None).text,
+                           "link_bytes.sh")
 
     def reach(self, digests: set[str]) -> set[str]:
         """`digests` and every manifest an index among them reaches, reading index blobs as needed."""

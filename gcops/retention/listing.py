@@ -9,6 +9,7 @@ import re
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from gcops.errors import ParseError
 from gcops.hostside import scripts
 from gcops.hosts import Host
 from gcops.registry.untagged import HEX, REPO
@@ -19,20 +20,23 @@ CREATED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d
 MAX_ROUNDS = 4          # tag manifest -> (index child manifest ->) config
 
 
-class ListingError(Exception):
+class ListingError(ParseError):
     """The host's answer cannot be understood."""
 
 
 def parse_tags(text: str) -> tuple[float, list[TagFact]]:
     """`list_tags.sh` output -> (host's now, tags). Lines that are not a valid tag are skipped.
 
-    Raises ListingError when the host's clock line is missing.
+    Raises ListingError when the host's clock line is missing or not a number.
     """
     now = None
     tags = []
     for line in text.splitlines():
         if line.startswith("now="):
-            now = float(line[4:].strip() or "nan")
+            try:
+                now = float(line[4:].strip() or "nan")
+            except ValueError:
+                now = None
             continue
         parts = line.split("\t")
         if len(parts) != 3 or "/_manifests/tags/" not in parts[0]:

@@ -20,10 +20,13 @@ import structlog
 
 from gcops.config import RetentionRule
 from gcops.hostside import scripts
-from gcops.hosts import Host, HostError
+from gcops.errors import ParseError, WindowFailed
+from gcops.hosts import Host
+from gcops.step_figures import StepFigures, StepStatus
 from gcops.preflight import Refused
 from gcops.registry.untagged import (HEX, REPO, RepoManifests, UntaggedScan, delete_input, listing_command,
                                      parse_listing, reached)
+from gcops.registry.storage import parse_bytes
 from gcops.retention.listing import ConfigReader, parse_tags
 from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
 
@@ -60,6 +63,14 @@ def orphans(scan: UntaggedScan, remaining: dict[str, set[str]], deleted: dict[st
     return out
 
 
+def unlinked(outcome) -> int:
+    """How many revision links unlink_manifests.sh removed. Raises ParseError when it did not say."""
+    value = outcome.kv.get("unlinked", "")
+    if not value.isdigit():
+        raise ParseError(f"unlink_manifests.sh gave no count: {outcome.text.strip()[-200:]!r}")
+    return int(value)
+
+
 def parse_outcomes(text: str) -> dict[tuple[str, str], str]:
     """`delete_tags.sh` output -> (repository, tag) -> deleted | changed | gone | failed."""
     outcomes = {}
@@ -73,8 +84,8 @@ def parse_outcomes(text: str) -> dict[tuple[str, str], str]:
 class RetentionStep:
     """`prepare` before the window (what goes; refuses an emptied repository), `apply` inside it.
 
-    A window step of gcops.maintenance: `name`, `apply(node)` on the verified GC node, and
-    `deleted` (manifests unlinked, added to manifests_deleted); `tags_deleted` holds the SPEC entries.
+    A window step (gcops.maintenance.in_window): `name`, `apply(window)`, `status` and `figures`
+    (manifests unlinked; the SPEC `tags_deleted` entries, set as soon as the tags are gone).
     """
 
     name = "retention"
@@ -84,8 +95,8 @@ class RetentionStep:
         self.log = log or structlog.get_logger()
         self.planned: list[Deletion] = []
         self.tags: list[TagFact] = []        # as prepare saw them
-        self.tags_deleted: list[dict] = []  # SPEC entries, set as soon as the tags are gone
-        self.deleted = 0                    # manifests whose revision links were removed
+        self.status = StepStatus.PLANNED
+        self.figures = StepFigures()
         self._configs: ConfigReader | None = None
 
     @staticmethod
@@ -152,19 +163,17 @@ class RetentionStep:
         if not lines:
             return 0
         out = host.run(scripts.command("removal_bytes", root), input="".join(lines).encode("ascii"), timeout=None)
-        return int(out.text.strip().removeprefix("bytes=") or 0)
+        return parse_bytes(out.text, "removal_bytes.sh")
 
-    def apply(self, node) -> list[dict]:
-        """The window step: `apply_on` the GC node (a gcops.maintenance Node, read-only verified)."""
-        return self.apply_on(node.host, node.facts.storage_root)
-
-    def apply_on(self, host: Host, root: str) -> list[dict]:
-        """Inside the read-only window: delete the planned tags that the rules still delete, with the
-        same digest, then remove the revision links of what they leave untagged. Gives the SPEC
-        `tags_deleted` entries. Raises RetentionRefused (nothing deleted) when the storage changed so
-        that a repository would now be emptied; HostError."""
+    def apply(self, window) -> list[dict]:
+        """Inside the verified window (an in_window.InWindow): delete the planned tags that the rules
+        still delete, with the same digest, then remove the revision links of what they leave untagged.
+        Reads end by the window's deadline; the deletions run through gc.sh (lock held, stopped with
+        the window). Gives the SPEC `tags_deleted` entries. Raises RetentionRefused (nothing deleted)
+        when the storage changed so that a repository would now be emptied; WindowFailed."""
         if not self.planned:
             return []
+        host, root = window.host, window.node.facts.storage_root
         # rules work per repository: those without planned deletions need not be read again
         affected = {d.repository for d in self.planned}
         now, tags = self._facts(host, root, affected)
@@ -175,20 +184,22 @@ class RetentionStep:
         if len(todo) < len(self.planned):
             self.log.info("retention_spared", tags=[f"{d.repository}:{d.tag}" for d in self.planned if d not in todo])
         data = "".join(f"{d.repository}\t{d.tag}\t{d.digest[7:]}\n" for d in todo).encode("ascii")
-        outcomes = parse_outcomes(host.run(self.delete_command(root), input=data, timeout=None).text)
+        outcomes = parse_outcomes(window.change("retention's tag deletion", self.delete_command(root), data).text)
         deleted = [d for d in todo if outcomes.get((d.repository, d.tag)) == "deleted"]
         failed = [f"{d.repository}:{d.tag}" for d in todo if outcomes.get((d.repository, d.tag)) == "failed"]
-        self.tags_deleted = [{"repository": d.repository, "tag": d.tag, "digest": d.digest} for d in deleted]
-        self.deleted = self._reclaim(host, root, deleted) if deleted else 0
-        self.log.info("retention_applied", tags_deleted=len(deleted), manifests_unlinked=self.deleted)
+        self.figures.tags_deleted = [{"repository": d.repository, "tag": d.tag, "digest": d.digest}
+                                     for d in deleted]
+        self.figures.manifests_deleted = self._reclaim(window, root, deleted) if deleted else 0
+        self.log.info("retention_applied", tags_deleted=len(deleted), manifests_unlinked=self.figures.manifests_deleted)
         if failed:   # a person must look (permissions?): no GC on a storage gcops could not change as planned
-            raise HostError(f"{host.name}: retention could not remove {len(failed)} tag director"
-                            f"{'y' if len(failed) == 1 else 'ies'} under {root}: {', '.join(failed[:5])}")
-        return self.tags_deleted
+            raise WindowFailed(f"{host.name}: retention could not remove {len(failed)} tag director"
+                               f"{'y' if len(failed) == 1 else 'ies'} under {root}: {', '.join(failed[:5])}")
+        return self.figures.tags_deleted
 
-    def _reclaim(self, host: Host, root: str, deleted: list[Deletion]) -> int:
+    def _reclaim(self, window, root: str, deleted: list[Deletion]) -> int:
         """Remove the revision links (and tag history links) of the manifests `deleted` left untagged:
         what `--delete-untagged` removes for them (registry/untagged.py), in one `rm` for all."""
+        host = window.host
         scan = UntaggedScan(host, root)
         affected = tuple(sorted({d.repository for d in deleted}))   # the rest of the storage is not read,
         if len(affected) > MAX_NAMED_REPOSITORIES:                   # unless the names would not fit a command line
@@ -198,5 +209,4 @@ class RetentionStep:
         data = delete_input(orphans(scan, remaining, by_repository(deleted)))
         if not data:
             return 0
-        out = host.run(self.unlink_command(root), input=data, timeout=None).text
-        return int(out.strip().rpartition("unlinked=")[2] or 0)
+        return unlinked(window.change("retention's manifest unlinking", self.unlink_command(root), data))

@@ -137,6 +137,6 @@ playbook = "distribution"
         logins = accepted_logins(target)[seen:]
         assert logins and all(f"for {USER} from {bastion.address} " in line for line in logins), logins
         assert any(f"for root from {bastion.root_address} " in line for line in accepted_logins(bastion))
-        assert '"ssh_connect"' in ok.stderr or "ssh_connect" in ok.stderr  # -v shows the hops
+        assert "ssh_connect" in ok.stderr  # -v shows the hops
     finally:
         subprocess.run(["ip", "route", "del", "unreachable", f"{target.address}/32"], capture_output=True)

@@ -65,7 +65,7 @@ def test_sample_config_validates():
     config = load_config(REPO / "config.sample.toml")
     assert [instance.name for instance in config.instances] == ["gitlab-prod", "registry-ha", "ci-cache"]
     assert config.instances[1].hosts == ("reg-a.example.com", "reg-b.example.com")
-    assert config.instances[2].is_local
+    assert config.instances[2].hosts == ("local",)
 
 
 def test_sample_config_documents_every_key():
@@ -91,7 +91,7 @@ def test_minimal_config_gets_every_default(tmp_path, home):
     assert instance.identity_file is None  # default key absent: agent and default keys
     assert (instance.host_key_policy, instance.connect_timeout) == ("strict", 10.0)
     assert (instance.mode, instance.delete_untagged, instance.max_window) == ("readonly", False, 1800.0)
-    assert not instance.is_local
+    assert instance.hosts != ("local",)
 
 
 def test_default_identity_file_is_used_when_it_exists(tmp_path, home):
@@ -296,7 +296,7 @@ def test_missing_default_identity_file_is_not_an_error(tmp_path, home):
 def test_unreadable_identity_file_is_fine_for_local_instances(tmp_path):
     text = '[ssh]\nidentity_file = "/nonexistent/key"\n' + INSTANCE.replace("gitlab.example.com", "local")
     [instance] = load_config(write_config(tmp_path, text)).instances
-    assert instance.is_local
+    assert instance.hosts == ("local",)
 
 
 def test_empty_identity_file_means_no_key_file(tmp_path, home):

@@ -41,13 +41,41 @@ def test_each_script_parses_in_dash_and_busybox(shell, name):
     assert p.returncode == 0, p.stderr
 
 
-def test_values_reach_scripts_as_data():
-    """Arguments with quotes, $(...), newlines: printed back unchanged by check.sh's argument parser."""
-    nasty = "x'; touch /tmp/gcops-never; echo \"$(id)\n`id`"
-    command = scripts.command("check", f"url={nasty}", "mode=stop")
-    p = subprocess.run(["dash", "-c", command.replace(scripts.text("check").split("\n", 1)[0], "")],
-                       capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
-    assert "read_probe=000" in p.stdout and not Path("/tmp/gcops-never").exists()
+NASTY = "x'; touch /tmp/gcops-never; echo \"$(id)\n`id` $HOME * a=b"
+
+
+def _common(shell: list[str], body: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
+    """common.sh (the one shell include) and `body`, run by `shell` with `args` as "$1"..."""
+    return subprocess.run([_need(shell[0]), *shell[1:], "-c", scripts._file("common") + "\n" + body, "test", *args],
+                          capture_output=True, text=True, timeout=30, cwd=cwd, env={"PATH": os.environ["PATH"]})
+
+
+@pytest.mark.parametrize("shell", [["dash"], ["busybox", "sh"]])
+def test_take_args_gives_every_value_as_data(shell, tmp_path):
+    """The one argument parser of the host scripts: quotes, $(...), globs, newlines reach the variables
+    unchanged and are never run; an unknown key is refused before anything is done."""
+    body = 'A=unset B=unset\ntake_args "a=A b=B" "$@"\nprintf "%s|" "$A" "$B"'
+    p = _common(shell, body, f"a={NASTY}", "b=", cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout == f"{NASTY}||", p.stderr
+    assert not Path("/tmp/gcops-never").exists() and list(tmp_path.iterdir()) == []
+    bad = _common(shell, body + "\necho ran", "a=1", "c=2")
+    assert bad.returncode == 2 and bad.stdout == "bad_argument=c\n"
+    assert _common(shell, body, "a").stdout == "bad_argument=a\n"
+
+
+def test_read_params_reads_the_same_way_and_skips_unknown_keys(tmp_path):
+    line = NASTY.replace("\n", " ")          # a params line never holds a newline (enter.sh refuses one)
+    (tmp_path / "params").write_text(f"real={line}\nrun=r1\nmode=readonly\nother=x\n")
+    p = _common(["dash"], 'D=$1\nread_params && printf "%s|" "$REAL" "$RUN" "$MODE"', str(tmp_path))
+    assert p.returncode == 0 and p.stdout == f"{line}|r1|readonly|", p.stderr
+
+
+def test_common_included_twice_defines_nothing_again():
+    text = scripts._file("common") + "\nsay() { echo mine; }\n" + scripts._file("common") + "\nsay hi"
+    p = subprocess.run([_need("dash"), "-c", text], capture_output=True, text=True, timeout=30)
+    assert p.stdout == "mine\n"
+    mark = scripts.text("concurrent_mark")       # concurrent_common includes common: sent once
+    assert mark.count("GCOPS_COMMON_SH=1") == 1 and mark.count("alive()") == 1
 
 
 def test_include_expands_common():
@@ -72,7 +100,7 @@ def test_parse_enter():
     assert full.changed_nothing and "no space" in full.reason
     locked = outcomes.parse_enter(75, "lock_held=gcops@ctl pid 12 run R\n")
     assert locked.changed_nothing and locked.locked_by == "gcops@ctl pid 12 run R"
-    broken = outcomes.parse_enter(43, ENTER_OK.split("registry")[0] + "not_answering\n")
+    broken = outcomes.parse_enter(43, ENTER_OK.split("registry")[0] + "failed=not_answering\n")
     assert not broken.entered and not broken.changed_nothing and "not_answering" in broken.reason
 
 
@@ -96,12 +124,12 @@ def test_parse_collect():
 def test_parse_leave():
     ok = outcomes.parse_leave(0, "probe_after_gc=405\nrestore_by=gcops\nconfig_restored=rename\n"
                                  "window_end=20.5\nprobe_after=400\nrestored=yes\nleave_exit=0\n")
-    assert ok.restored and ok.restored_here and ok.window_end == 20.5 and ok.probe_after_gc == "405"
+    assert ok.restored and ok.kv.get("restored") == "yes" and ok.window_end == 20.5 and ok.probe_after_gc == "405"
     by_watchdog = outcomes.parse_leave(0, "not_ours=yes\nmarker=absent\n")
-    assert by_watchdog.restored and not by_watchdog.restored_here
+    assert by_watchdog.restored and "restored" not in by_watchdog.kv
     stolen = outcomes.parse_leave(0, "not_ours=yes\nmarker=present\n")
     assert not stolen.restored
-    failed = outcomes.parse_leave(31, "restore_by=gcops\nconfig_restored=rename\nnot_answering\nleave_exit=31\n")
+    failed = outcomes.parse_leave(31, "restore_by=gcops\nconfig_restored=rename\nfailed=not_answering\nleave_exit=31\n")
     assert not failed.restored and "does not answer" in failed.reason
     # restore.sh's "restored=yes" is the only success: an exit 0 without it is not one
     assert not outcomes.parse_leave(0, "leave_exit=0\n").restored

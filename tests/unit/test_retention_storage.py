@@ -163,6 +163,27 @@ def _rule(**kw):
     return RetentionRule(index=0, name_regex=re.compile(kw.pop("name", ".*")), **kw)
 
 
+def local_window(root: Path, *, holder: str = "run-1", seconds: float = 60):
+    """The window as a step sees it, on this machine: a host state dir (lock, marker) beside a config
+    path under `root`; `holder` is the run the lock names (a takeover when not "run-1")."""
+    import threading
+    import time
+
+    from gcops.hostside import NodePlan
+    from gcops.maintenance.in_window import InWindow
+    from gcops.maintenance.node import Node
+    from gcops.preflight import NodeFacts
+
+    plan = NodePlan(run_id="run-1", owner="test", config_path=str(root / "config.yml"), registry_url="http://x",
+                    mode="readonly", restart=":", stop=":", start=":", gc=":", max_window=seconds,
+                    already_read_only=False)
+    (Path(plan.state_dir) / "lock").mkdir(parents=True, exist_ok=True)
+    (Path(plan.state_dir) / "lock/run_id").write_text(f"{holder}\n")
+    (Path(plan.state_dir) / "marker").write_text("run-1\n")
+    node = Node("local", host=LocalHost(), plan=plan, facts=NodeFacts("local", storage_root=str(root)))
+    return InWindow(node, time.monotonic() + seconds, threading.Event(), seconds)
+
+
 def test_a_push_between_plan_and_window_is_never_deleted(storage):
     """prepare() plans old + multi; then multi is pushed again (young now) and old is re-pointed at another
     digest: apply() (the window) deletes neither, and unlinks nothing."""
@@ -175,8 +196,8 @@ def test_a_push_between_plan_and_window_is_never_deleted(storage):
     os.utime(tags / "multi/current/link")                                  # pushed again just now
     (tags / "old/current/link").write_text(f"sha256:{index}")              # the tag moved
     os.utime(tags / "old/current/link", (PUSHED, PUSHED))
-    assert step.apply_on(LocalHost(), str(root)) == []
-    assert (tags / "multi").is_dir() and (tags / "old").is_dir() and step.deleted == 0
+    assert step.apply(local_window(root)) == []
+    assert (tags / "multi").is_dir() and (tags / "old").is_dir() and step.figures.manifests_deleted == 0
 
 
 def test_apply_unlinks_what_the_deleted_tag_leaves_untagged_but_not_a_shared_child(storage):
@@ -186,11 +207,39 @@ def test_apply_unlinks_what_the_deleted_tag_leaves_untagged_but_not_a_shared_chi
     revisions = root / "docker/registry/v2/repositories/g/app/_manifests/revisions/sha256"
     step = RetentionStep([_rule(name="multi|old")])
     step.prepare(LocalHost(), str(root))
-    deleted = step.apply_on(LocalHost(), str(root))
+    deleted = step.apply(local_window(root))
     assert {d["tag"] for d in deleted} == {"multi", "old"}
     assert not (revisions / index).exists()            # the index: no tag left on it
     assert (revisions / manifest / "link").exists()    # its child: "stable" still points at it
-    assert step.deleted == 1
+    assert step.figures.manifests_deleted == 1
+    assert not list((root / ".gcops").glob("gc-*.log"))   # the step's output was read back and removed
+
+
+def test_a_step_whose_lock_was_taken_over_deletes_nothing(storage):
+    """Another run (or `gcops recover`) took the lock: the window's deletions do not run."""
+    from gcops.errors import WindowFailed
+    from gcops.retention.step import RetentionStep
+
+    root, manifest, index = storage
+    tags = root / "docker/registry/v2/repositories/g/app/_manifests/tags"
+    step = RetentionStep([_rule(name="multi|old")])
+    step.prepare(LocalHost(), str(root))
+    with pytest.raises(WindowFailed, match="no longer holds the lock"):
+        step.apply(local_window(root, holder="run-2"))
+    assert (tags / "multi").is_dir() and (tags / "old").is_dir() and step.figures.tags_deleted == []
+
+
+def test_a_step_past_the_deadline_deletes_nothing(storage):
+    from gcops.errors import WindowFailed
+    from gcops.retention.step import RetentionStep
+
+    root, manifest, index = storage
+    tags = root / "docker/registry/v2/repositories/g/app/_manifests/tags"
+    step = RetentionStep([_rule(name="multi|old")])
+    step.prepare(LocalHost(), str(root))
+    with pytest.raises(WindowFailed, match="past max_window"):
+        step.apply(local_window(root, seconds=-1))
+    assert (tags / "multi").is_dir() and (tags / "old").is_dir()
 
 
 @pytest.mark.parametrize("shell", SHELLS)

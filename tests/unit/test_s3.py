@@ -67,6 +67,8 @@ def test_the_secret_never_shows_in_repr_or_messages():
 def test_a_config_holding_a_secret_is_not_journal_safe():
     assert not s3.journal_safe(CONFIG)
     assert s3.journal_safe(b"storage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n")
+    # a guard that cannot read the config refuses: it may hold a secret after the unreadable part
+    assert not s3.journal_safe(b"storage:\n  s3: [unclosed\n  secretkey: hidden\n")
 
 
 def _facts(**kw) -> s3.BucketFacts:

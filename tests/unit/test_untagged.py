@@ -3,6 +3,7 @@ import json
 import subprocess
 
 from gcops.registry.untagged import (RepoManifests, candidates, delete_input, freed_by, index_contents_command,
+                                     listing_command,
                                      parse_index_contents, parse_listing, parse_refs, protected, refs_command)
 
 A, B, C, D, E, L1, L2 = (ch * 64 for ch in "abcdef9")
@@ -62,3 +63,27 @@ def test_awk_commands_read_real_blob_files(tmp_path):
     out = subprocess.run(["sh", "-c", refs_command(str(tmp_path))], input=f"{A}\n{C}\n",
                          capture_output=True, text=True, check=True).stdout
     assert parse_refs(out) == {A: {B}, C: {L1, L2}}
+
+
+def test_listing_script_reads_revision_and_tag_links(tmp_path):
+    repos = tmp_path / "docker/registry/v2/repositories"
+    for repo, tag, digest in (("team/app", "v1", A), ("team/other", "x", C)):
+        base = repos / repo / "_manifests"
+        (base / "revisions/sha256" / digest).mkdir(parents=True)
+        (base / "revisions/sha256" / digest / "link").write_text(f"sha256:{digest}")
+        (base / "tags" / tag / "current").mkdir(parents=True)
+        (base / "tags" / tag / "current/link").write_text(f"sha256:{digest}")
+    (repos / "team/app/_manifests/revisions/sha256" / B).mkdir(parents=True)
+    (repos / "team/app/_manifests/revisions/sha256" / B / "link").write_text(f"sha256:{B}")
+
+    def listed(**kw):
+        return parse_listing(subprocess.run(["sh", "-c", listing_command(str(tmp_path), **kw)],
+                                            capture_output=True, text=True, check=True).stdout)
+
+    every = listed()
+    assert every["team/app"].revisions == {A, B} and every["team/app"].tagged == {A}
+    assert every["team/other"].tagged == {C}
+    tags = listed(tags_only=True)
+    assert tags["team/app"].revisions == set() and tags["team/app"].tagged == {A}
+    named = listed(repos=("team/other", "not/there", "../evil"))
+    assert set(named) == {"team/other"}

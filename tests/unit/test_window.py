@@ -7,7 +7,8 @@ import pytest
 import structlog
 
 from gcops.maintenance import window as window_module
-from gcops.maintenance.node import Node, WindowFailed
+from gcops.errors import HostError, WindowFailed
+from gcops.maintenance.node import Node, NodeState
 from gcops.maintenance.window import Window
 
 
@@ -39,7 +40,9 @@ def calls(monkeypatch):
     def leave(node, instance, state_dir, log_):
         log.append(("leave", node.address))
         if node.address == "bad-leave":
-            raise RuntimeError("the host vanished")
+            raise HostError("the host vanished")
+        if node.address == "buggy-leave":
+            raise RuntimeError("a bug in gcops")
         node.left = True
 
     monkeypatch.setattr(window_module, "enter", enter)
@@ -59,13 +62,22 @@ def make(ns):
 def test_leaves_lifo_each_once_and_a_failing_leave_never_skips_the_rest(calls):
     ns = nodes("gc-node", "bad-leave", "c")
     with pytest.raises(ValueError):
-        with make(ns):
+        with (w := make(ns)):
             raise ValueError("GC failed")
     leaves = [name for what, name in calls if what == "leave"]
     assert [name for what, name in calls if what == "enter"] == ["bad-leave", "c", "gc-node"]
     assert leaves == ["gc-node", "c", "bad-leave"]
-    assert ns[1].notes and "NOT RESTORED" in ns[1].notes[0]
-    assert ns[0].left and ns[2].left
+    assert ns[1].state is NodeState.NOT_RESTORED and "the host vanished" in ns[1].notes[0]
+    assert ns[0].left and ns[2].left and not w.restored
+
+
+def test_a_bug_while_leaving_one_node_is_raised_after_the_others_are_left(calls):
+    ns = nodes("gc-node", "buggy-leave", "c")
+    with pytest.raises(RuntimeError, match="a bug in gcops"):
+        with make(ns):
+            pass
+    assert [name for what, name in calls if what == "leave"] == ["gc-node", "c", "buggy-leave"]
+    assert ns[0].left and ns[2].left and ns[1].state is NodeState.NOT_RESTORED
 
 
 def test_a_node_that_fails_to_enter_is_left_with_those_before_it(calls):

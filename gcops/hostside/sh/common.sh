@@ -1,8 +1,11 @@
 # shellcheck shell=sh disable=SC2034  # variables set here are read by the scripts that include it
 # Functions shared by gcops host scripts. A script whose first line is
 # "# include: common" is sent with this text in front of it
-# (gcops.hostside.scripts). Definitions only: nothing here runs by itself.
+# (gcops.hostside.scripts). Definitions only: nothing here runs by itself, and
+# a second inclusion (through another include) defines nothing again.
 # Globals the callers set: D (state dir), RUN, URL, PROBE, CA (may be empty).
+if [ -z "${GCOPS_COMMON_SH:-}" ]; then
+GCOPS_COMMON_SH=1
 
 NL='
 '
@@ -57,21 +60,27 @@ lock_ours() { [ "$(cat "$D/lock/run_id" 2>/dev/null)" = "$RUN" ]; }
 # unlock: remove the lock while it is still this run's; a restore can take long, and meanwhile the lock may
 # have passed to another run (recovered as abandoned, then taken): that run's lock is never removed.
 unlock() { if lock_ours; then rm -rf "$D/lock"; fi; }
-# read_params: the run's parameters from "$D/params" (one key=value a line; read as data, never run).
+# kv_assign "key=VAR..." KEY=VALUE: VALUE into the variable VAR that the spec names for KEY, as data
+# (never run: only VAR, from the calling script's own spec, reaches eval). Fails for a key not in the spec.
+kv_assign() {
+  _key=${2%%=*} _var=
+  case "$2" in *=*) for _s in $1; do [ "${_s%%=*}" = "$_key" ] && _var=${_s#*=}; done ;; esac
+  [ -n "$_var" ] || return 1
+  eval "$_var=\${2#*=}"
+}
+# take_args "key=VAR..." ARG...: a script's key=value arguments, each into its variable; any other
+# argument: bad_argument=<key>, exit 2 (nothing done).
+take_args() {
+  _spec=$1; shift
+  for _arg in "$@"; do kv_assign "$_spec" "$_arg" || { say "bad_argument=${_arg%%=*}"; exit 2; }; done
+}
+# read_params: the run's parameters from "$D/params" (one key=value a line, written by enter.sh; read as
+# data, never run; unknown keys are skipped).
 read_params() {
   [ -r "$D/params" ] || return 1
   while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in
-      cfg=*) CFG=${line#cfg=} ;;
-      real=*) REAL=${line#real=} ;;
-      url=*) URL=${line#url=} ;;
-      run=*) RUN=${line#run=} ;;
-      mode=*) MODE=${line#mode=} ;;
-      service=*) SERVICE=${line#service=} ;;
-      already_ro=*) ALREADY_RO=${line#already_ro=} ;;
-      ca=*) CA=${line#ca=} ;;
-      probe=*) PROBE=${line#probe=} ;;
-    esac
+    kv_assign "cfg=CFG real=REAL url=URL run=RUN mode=MODE service=SERVICE already_ro=ALREADY_RO ca=CA probe=PROBE" \
+      "$line" || :
   done < "$D/params"
   [ -n "${REAL:-}" ] && [ -n "${RUN:-}" ] && [ -n "${MODE:-}" ]
 }
@@ -107,3 +116,4 @@ stop_gc() {
   kill -0 -"$GC_PID" 2>/dev/null && return 1
   say "gc_stopped=$GC_PID"
 }
+fi

@@ -1,3 +1,4 @@
+# include: common
 # gcops --mode concurrent, step 2, the collector that runs inside the verified write-refused window
 # shellcheck shell=sh
 # in place of the registry's garbage-collect:
@@ -34,7 +35,6 @@ trap ': > "$W/collected"' EXIT   # the next mark may remove this work dir (its w
 MARK="$ROOT/.gcops-mark-$RUN"
 V2="$ROOT/docker/registry/v2"
 BLOBS="$V2/blobs/sha256"
-now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "$t" ;; esac; }
 MARK2="$MARK.2"
 for f in "$MARK" "$MARK2"; do [ -f "$f" ] || { echo "marker_missing=$f"; exit 30; }; done
 for f in candidates links.a dirs watch; do [ -f "$W/$f" ] || { echo "work_file_missing=$W/$f"; exit 31; }; done

@@ -1,8 +1,7 @@
+# include: common
 # shellcheck shell=sh
-# Functions the --mode concurrent scripts share (first line of theirs: `# include: concurrent_common`).
-
-# alive PID: the process exists and is no zombie
-alive() { st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; }
+# Functions the --mode concurrent scripts share (first line of theirs: `# include: concurrent_common`);
+# common.sh's come with them (alive, now, ...).
 
 # stop_tree PID: SIGTERM to a process and its descendants (the GC runs under `sh -c`; ppid is
 # field 4 of /proc/<pid>/stat)

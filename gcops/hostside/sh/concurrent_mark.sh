@@ -13,7 +13,6 @@ set -u
 ROOT=$1 W=$2 RUN=$3 GC=$4
 MARK="$ROOT/.gcops-mark-$RUN"
 TICK="$MARK.tick"
-now() { t=$(date +%s.%N 2>/dev/null); case "$t" in *N*|'') date +%s ;; *) echo "$t" ;; esac; }
 
 [ -d "$ROOT/docker" ] || { echo "storage_missing=$ROOT/docker"; exit 10; }
 mkdir -p "$W" && chmod 700 "$W" || { echo "workdir_failed=$W"; exit 11; }

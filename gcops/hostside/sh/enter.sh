@@ -12,18 +12,10 @@
 trap '' PIPE HUP
 D='' CFG='' URL='' RUN='' OWNER='' MODE='' WRITE=no EXPECT='' NEW_SHA='' DEADLINE='' RESTART=: STOP=: START=: ALREADY_RO=no
 CA='' PROBE='' RESTORE_TEXT='' RESTORE_SHA='' WATCHDOG_TEXT='' WATCHDOG_SHA=''
-for kv in "$@"; do
-  case "$kv" in
-    d=*) D=${kv#d=} ;; cfg=*) CFG=${kv#cfg=} ;; url=*) URL=${kv#url=} ;; run=*) RUN=${kv#run=} ;;
-    owner=*) OWNER=${kv#owner=} ;; mode=*) MODE=${kv#mode=} ;; write=*) WRITE=${kv#write=} ;;
-    expect=*) EXPECT=${kv#expect=} ;; new_sha=*) NEW_SHA=${kv#new_sha=} ;; deadline=*) DEADLINE=${kv#deadline=} ;;
-    restart=*) RESTART=${kv#restart=} ;; stop=*) STOP=${kv#stop=} ;; start=*) START=${kv#start=} ;;
-    already_ro=*) ALREADY_RO=${kv#already_ro=} ;; ca=*) CA=${kv#ca=} ;; probe=*) PROBE=${kv#probe=} ;;
-    restore_text=*) RESTORE_TEXT=${kv#restore_text=} ;; restore_sha=*) RESTORE_SHA=${kv#restore_sha=} ;;
-    watchdog_text=*) WATCHDOG_TEXT=${kv#watchdog_text=} ;; watchdog_sha=*) WATCHDOG_SHA=${kv#watchdog_sha=} ;;
-    *) say "refused=unknown argument ${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "d=D cfg=CFG url=URL run=RUN owner=OWNER mode=MODE write=WRITE expect=EXPECT new_sha=NEW_SHA \
+  deadline=DEADLINE restart=RESTART stop=STOP start=START already_ro=ALREADY_RO ca=CA probe=PROBE \
+  restore_text=RESTORE_TEXT restore_sha=RESTORE_SHA watchdog_text=WATCHDOG_TEXT \
+  watchdog_sha=WATCHDOG_SHA" "$@"
 for v in "$D" "$CFG" "$URL" "$RUN" "$OWNER" "$MODE" "$RESTART" "$STOP" "$START" "$CA" "$PROBE"; do
   case "$v" in *"$NL"*) say "refused=a value holds a newline"; exit 2 ;; esac
 done
@@ -109,13 +101,13 @@ case "$MODE" in
   stop)
     say "window_start=$(now)"
     sh -c "$STOP" </dev/null || say "service_command_failed=$?"
-    wait_down 60 || { say "still_answering"; exit 42; } ;;
+    wait_down 60 || { say "failed=still_answering"; exit 42; } ;;
   *)
     if [ -n "$NEW" ]; then
       say "window_start=$(now)"
-      mv -f "$NEW" "$REAL" || { rm -f "$NEW"; say "config_write_failed"; exit 40; }
+      mv -f "$NEW" "$REAL" || { rm -f "$NEW"; say "failed=config_write_failed"; exit 40; }
       sh -c "$RESTART" </dev/null || say "service_command_failed=$?"
-      wait_up 60 || { say "not_answering"; exit 43; }
+      wait_up 60 || { say "failed=not_answering"; exit 43; }
     else
       say "window_start=$(now)"
     fi ;;

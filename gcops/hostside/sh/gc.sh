@@ -1,35 +1,40 @@
 # include: common
 # shellcheck shell=sh
-# gc.sh d=DIR run=ID gc=COMMAND log=FILE: run the registry's GC (or another collector command) inside
-# this run's window, in a session of its own (restore.sh stops the whole group by gc.pid), output to
-# FILE on the host. Runs to its end even if gcops goes; if gcops is gone when it ends, it leaves the
-# window itself (restore + unlock) instead of waiting for the watchdog's deadline.
+# gc.sh d=DIR run=ID gc=COMMAND log=FILE [step=yes]: run the registry's GC (or another collector command, or
+# with step=yes a step that changes the storage, like a tag deletion) inside this run's window, in a session
+# of its own (restore.sh, hence the watchdog past max_window, stops the whole group by gc.pid before writes
+# are accepted again), output to FILE on the host. Runs to its end even if gcops goes; if gcops is gone when
+# it ends, it leaves the window itself (restore + unlock) instead of waiting for the watchdog's deadline.
+# A step reads gc.sh's own stdin, and its output is printed back once it ends; a collector's is read later.
 # Prints gc_start, gc_end, gc_exit; exit 50 when this run no longer holds the lock (nothing run).
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
-D='' RUN='' GC='' LOG=''
+D='' RUN='' GC='' LOG='' STEP=no
 AFTER_GC_GRACE=120
-for kv in "$@"; do
-  case "$kv" in
-    d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; gc=*) GC=${kv#gc=} ;; log=*) LOG=${kv#log=} ;;
-    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "d=D run=RUN gc=GC log=LOG step=STEP" "$@"
 if ! lock_ours || [ ! -e "$D/marker" ]; then say "lock_lost=$(cat "$D/lock/run_id" 2>/dev/null)"; exit 50; fi
 rm -f "$D/gc.pid" "$D/gc.exit"
 : > "$LOG" 2>/dev/null || { say "gc_log_unwritable=$LOG"; exit 51; }
 say "gc_start=$(now)"
+# an asynchronous command's stdin is /dev/null unless redirected: a step gets ours through fd 3
+if [ "$STEP" = yes ]; then exec 3<&0; else exec 3</dev/null; fi
 # shellcheck disable=SC2016  # $$ and $1/$2 belong to the inner shell
 setsid sh -c 'printf "%s\n" "$$" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 97; sh -c "$2"' gcops-gc "$D/gc.pid" "$GC" \
-  > "$LOG" 2>&1 </dev/null &
+  > "$LOG" 2>&1 <&3 &
 bg=$!
 wait "$bg"; rc=$?
 rm -f "$D/gc.pid"
+exec 3<&-
 put_text "$D/gc.exit" "$rc $(now)$NL" || true   # for gc_wait.sh, should gcops have lost this connection
-# gcops leaves within seconds of the GC's end; should it be gone unnoticed, the watchdog need not wait
-# for the whole max_window: bring its deadline forward.
-soon=$(( $(date +%s) + AFTER_GC_GRACE ))
-if [ "$soon" -lt "$(cat "$D/deadline" 2>/dev/null || echo 0)" ]; then put_text "$D/deadline" "$soon$NL" || true; fi
+if [ "$STEP" = yes ]; then
+  # the step's own result lines, for gcops to parse; its collector still has to run in this window
+  cat "$LOG" 2>/dev/null; rm -f "$LOG"
+else
+  # gcops leaves within seconds of the GC's end; should it be gone unnoticed, the watchdog need not wait
+  # for the whole max_window: bring its deadline forward.
+  soon=$(( $(date +%s) + AFTER_GC_GRACE ))
+  if [ "$soon" -lt "$(cat "$D/deadline" 2>/dev/null || echo 0)" ]; then put_text "$D/deadline" "$soon$NL" || true; fi
+fi
 if tell "gc_end=$(now)" && tell "gc_exit=$rc"; then exit 0; fi
 # Nobody reads our output: gcops was killed or its connection dropped. Leave the window now.
 if lock_ours && /bin/sh "$D/restore.sh" gc-orphaned >/dev/null 2>&1; then unlock; fi

@@ -5,9 +5,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' RUN=''
-for kv in "$@"; do
-  case "$kv" in d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; *) say "bad_argument=${kv%%=*}"; exit 2 ;; esac
-done
+take_args "d=D run=RUN" "$@"
 lock_ours || { say "lock_lost=yes"; exit 50; }
 stop_gc || { say "gc_still_running=$GC_PID"; exit 36; }
 exit 0

@@ -6,12 +6,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' RUN='' SECONDS_MAX=0
-for kv in "$@"; do
-  case "$kv" in
-    d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; seconds=*) SECONDS_MAX=${kv#seconds=} ;;
-    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "d=D run=RUN seconds=SECONDS_MAX" "$@"
 lock_ours || { say "lock_lost=$(cat "$D/lock/run_id" 2>/dev/null)"; exit 50; }
 end=$(( $(date +%s) + SECONDS_MAX ))
 while [ ! -e "$D/gc.exit" ]; do

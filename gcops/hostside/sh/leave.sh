@@ -6,12 +6,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' RUN='' PROBE_GC=no
-for kv in "$@"; do
-  case "$kv" in
-    d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; probe_gc=*) PROBE_GC=${kv#probe_gc=} ;;
-    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "d=D run=RUN probe_gc=PROBE_GC" "$@"
 if ! lock_ours; then
   say "not_ours=yes"
   if [ -e "$D/marker" ]; then say "marker=present"; else say "marker=absent"; fi

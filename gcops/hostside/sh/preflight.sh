@@ -4,13 +4,7 @@
 # key=value lines, then the config itself in base64 after a separator line. Changes nothing.
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 CFG='' URL='' REG='' CA='' PROBE=''
-for kv in "$@"; do
-  case "$kv" in
-    cfg=*) CFG=${kv#cfg=} ;; url=*) URL=${kv#url=} ;; registry=*) REG=${kv#registry=} ;;
-    ca=*) CA=${kv#ca=} ;; probe=*) PROBE=${kv#probe=} ;;
-    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "cfg=CFG url=URL registry=REG ca=CA probe=PROBE" "$@"
 D="$(dirname "$CFG")/.gcops"
 find_curl
 say "curl=${CURL:-}"

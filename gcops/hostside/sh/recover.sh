@@ -5,11 +5,9 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D=''
-for kv in "$@"; do
-  case "$kv" in d=*) D=${kv#d=} ;; *) say "bad_argument=${kv%%=*}"; exit 2 ;; esac
-done
+take_args "d=D" "$@"
 if [ ! -e "$D/marker" ]; then rm -rf "$D/lock"; say "nothing_to_restore=yes"; exit 0; fi
-[ -f "$D/restore.sh" ] || { say "no_restore_script"; exit 37; }
+[ -f "$D/restore.sh" ] || { say "failed=no_restore_script"; exit 37; }
 /bin/sh "$D/restore.sh" recover; rc=$?
 if [ "$rc" -eq 0 ]; then rm -rf "$D/lock"; fi
 exit "$rc"

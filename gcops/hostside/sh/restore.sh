@@ -18,7 +18,7 @@ end=$(( $(date +%s) + 300 ))
 until ln -s "$$" "$D/restoring" 2>/dev/null; do
   holder=$(readlink "$D/restoring" 2>/dev/null)
   if [ -n "$holder" ] && ! alive "$holder"; then rm -f "$D/restoring"; continue; fi
-  [ "$(date +%s)" -ge "$end" ] && { say "restore_busy"; exit 33; }
+  [ "$(date +%s)" -ge "$end" ] && { say "failed=restore_busy"; exit 33; }
   sleep 0.2
 done
 trap 'rm -f "$D/restoring"' EXIT
@@ -38,20 +38,20 @@ if ! cmp -s "$D/original" "$REAL"; then
        && mv -f "$REAL.gcops-restore" "$REAL" 2>/dev/null; then
     say "config_restored=copy"
   else
-    rm -f "$REAL.gcops-restore"; say "config_restore_failed"; exit 30
+    rm -f "$REAL.gcops-restore"; say "failed=config_restore_failed"; exit 30
   fi
 fi
-cmp -s "$D/original" "$REAL" || { say "config_differs"; exit 32; }
+cmp -s "$D/original" "$REAL" || { say "failed=config_differs"; exit 32; }
 if [ "$SERVICE" != : ]; then sh -c "$SERVICE" </dev/null || say "service_command_failed=$?"; fi
-wait_up 60 || { say "not_answering"; exit 31; }
+wait_up 60 || { say "failed=not_answering"; exit 31; }
 end_at=$(now); say "window_end=$end_at"
 put_text "$D/last-restore" "window_end=$end_at${NL}by=$WHO$NL" || true
 write_probe; code=$HTTP; say "probe_after=$code"
 if [ "$ALREADY_RO" = yes ]; then
-  case "$code" in 405|401|403) ;; *) say "expected_read_only"; exit 34 ;; esac
+  case "$code" in 405|401|403) ;; *) say "failed=expected_read_only"; exit 34 ;; esac
 else
-  [ "$code" != 405 ] || { say "still_read_only"; exit 34; }
-  case "$code" in 5*|000) say "write_probe_failed"; exit 34 ;; esac
+  [ "$code" != 405 ] || { say "failed=still_read_only"; exit 34; }
+  case "$code" in 5*|000) say "failed=write_probe_failed"; exit 34 ;; esac
 fi
 rm -f "$D/marker"
 rm -f "$D/gc.pid" "$D/staged" "$D/original"

@@ -7,13 +7,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' CFG='' SHA='' SERVICE=: URL='' CA=''
-for kv in "$@"; do
-  case "$kv" in
-    d=*) D=${kv#d=} ;; cfg=*) CFG=${kv#cfg=} ;; sha=*) SHA=${kv#sha=} ;; service=*) SERVICE=${kv#service=} ;;
-    url=*) URL=${kv#url=} ;; ca=*) CA=${kv#ca=} ;;
-    *) say "bad_argument=${kv%%=*}"; exit 2 ;;
-  esac
-done
+take_args "d=D cfg=CFG sha=SHA service=SERVICE url=URL ca=CA" "$@"
 find_curl
 REAL=$(readlink -f "$CFG" 2>/dev/null) || REAL=$CFG
 [ -n "$REAL" ] || REAL=$CFG
@@ -21,12 +15,12 @@ if [ "$(sha_of "$REAL")" != "$SHA" ]; then
   NEW="$REAL.gcops-restore"
   { cp -p "$REAL" "$NEW" 2>/dev/null || : > "$NEW"; } 2>/dev/null
   if ! { cat > "$NEW" 2>/dev/null && [ "$(sha_of "$NEW")" = "$SHA" ] && mv -f "$NEW" "$REAL"; }; then
-    rm -f "$NEW"; say "config_restore_failed"; exit 30
+    rm -f "$NEW"; say "failed=config_restore_failed"; exit 30
   fi
   say "config_restored=journal"
 fi
 if [ "$SERVICE" != : ]; then sh -c "$SERVICE" </dev/null || say "service_command_failed=$?"; fi
-wait_up 60 || { say "not_answering"; exit 31; }
+wait_up 60 || { say "failed=not_answering"; exit 31; }
 rm -f "$D/marker" "$D/gc.pid" "$D/staged" "$D/original"
 rm -rf "$D/lock"
 say "restored=yes"
