@@ -143,7 +143,7 @@ def test_a_failing_host_script_is_named_with_its_exit_code_and_output(tmp_path):
     with pytest.raises(CommandFailed) as failed:
         LocalHost().run(scripts.command("enter", "bogus=1"))
     message = str(failed.value)
-    assert message.startswith("local: enter.sh exited 2: refused=unknown argument bogus"), message
+    assert message.startswith("local: enter.sh exited 2: bad_argument=bogus"), message
     assert "/bin/sh" not in message
     with pytest.raises(CommandFailed) as failed:      # two scripts joined: both named
         LocalHost().run(hostside.storage_check_command(str(tmp_path / "gone"), scripts.command("measure", "x")))
