@@ -39,7 +39,6 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Sequence
 
 from ruamel.yaml import YAML
@@ -176,11 +175,18 @@ class Screening:
     refusals: dict[str, str] = field(default_factory=dict)     # instance name -> why it is refused
 
 
-def screen(config: Config, sightings: list[Sighting], log) -> Screening:
+def screen(config: Config, sightings: list[Sighting], log, store: history.SqlHistory | None = None) -> Screening:
     """Given every targeted instance's sighting (`sight`, all taken before any window opens):
     refuse instances that share one storage, and instances on a storage another configured
-    instance collected last (history). Never raises."""
+    instance collected last (`store`, default the config's history). Never raises."""
     screening = Screening(sightings, find_shared(sightings))
+    store = store if store is not None else history.open_history(config.settings)
+    try:
+        owners = store.storage_owners(s.storage_id for s in sightings if s.storage_id and not s.error)
+    except history.HistoryError as exc:
+        log.warning("storage_owner_unknown", error=str(exc),
+                    detail="the history cannot be read: storages collected under another name are not noticed")
+        owners = {}
     configured = {i.name: i for i in config.instances}
     for seen in sightings:
         name = seen.instance.name
@@ -189,11 +195,7 @@ def screen(config: Config, sightings: list[Sighting], log) -> Screening:
             continue
         if name in screening.refusals or not seen.storage_id:
             continue
-        try:
-            owner = history.storage_owner(config.settings.state_dir, seen.storage_id)
-        except history.HistoryError as exc:
-            log.warning("storage_owner_unknown", instance=name, error=str(exc))
-            continue
+        owner = owners.get(seen.storage_id)
         if owner is None or owner["instance"] == name:
             continue
         other = configured.get(owner["instance"])
@@ -220,13 +222,9 @@ def refused_result(instance: Instance, mode: str, delete_untagged: bool, why: st
                           mode=mode, delete_untagged=delete_untagged, error=f"refused: {why}")
 
 
-def remember(state_dir: Path, screening: Screening, results: Sequence[InstanceResult], run_id: str,
-             when: datetime, log) -> None:
-    """Record, for every instance collected (status ok), that it owns its storage. Never raises."""
+def owned_storages(screening: Screening, results: Sequence[InstanceResult], run_id: str,
+                   when: datetime) -> list[history.StorageOwner]:
+    """For every instance collected (status ok): that it owns its storage, to record with the run."""
     ok = {r.name for r in results if r.status == OK}
-    for seen in screening.sightings:
-        if seen.storage_id and seen.instance.name in ok:
-            try:
-                history.record_storage_owner(state_dir, seen.storage_id, seen.instance.name, run_id, when)
-            except history.HistoryError as exc:
-                log.error("storage_owner_not_recorded", instance=seen.instance.name, error=str(exc))
+    return [history.StorageOwner.at(seen.storage_id, seen.instance.name, run_id, when)
+            for seen in screening.sightings if seen.storage_id and seen.instance.name in ok]

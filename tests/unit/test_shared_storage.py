@@ -102,8 +102,9 @@ def config(tmp_path, *names):
 
 def test_storage_last_collected_by_another_configured_instance_is_refused(tmp_path):
     sid = "gcops-storage-" + "b" * 32
-    history.record_storage_owner(tmp_path, sid, "a", "run-1", datetime(2026, 11, 1, tzinfo=timezone.utc))
-    assert history.storage_owner(tmp_path, sid) == {"instance": "a", "run_id": "run-1",
+    store = history.SqliteHistory(history.db_path(tmp_path))
+    store.record_storage_owners([history.StorageOwner.at(sid, "a", "run-1", datetime(2026, 11, 1, tzinfo=timezone.utc))])
+    assert store.storage_owner(sid) == {"instance": "a", "run_id": "run-1",
                                                     "seen_at": "2026-11-01T00:00:00Z"}
     log = structlog.get_logger()
     cfg = config(tmp_path, "a", "b")
@@ -118,7 +119,7 @@ def test_storage_last_collected_by_another_configured_instance_is_refused(tmp_pa
 
 
 def test_no_history_yet_is_no_owner(tmp_path):
-    assert history.storage_owner(tmp_path / "none", "gcops-storage-" + "0" * 32) is None
+    assert history.SqliteHistory(tmp_path / "none" / "history.sqlite3").storage_owner("gcops-storage-" + "0" * 32) is None
 
 
 def test_s3_storages_are_recognised_by_endpoint_bucket_and_root():
