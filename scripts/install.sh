@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install everything gcops, its demo and its test suite need on Debian (run as root):
-# the real registry, skopeo, OpenSSH, PostgreSQL (the shared-history tests start their own server), busybox, dash and shellcheck (the host scripts are tested
-# under dash and BusyBox sh, and linted), and a virtualenv (.venv) with gcops in it.
+# the real registry, skopeo, OpenSSH, busybox, dash and shellcheck (the host scripts are tested
+# under dash and BusyBox sh, and linted), PostgreSQL (the shared-history tests start their own
+# server from its binaries), and a virtualenv (.venv) with gcops in it.
 set -eu
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive

@@ -48,6 +48,11 @@ class PostgresHistory(SqlHistory):
     def __repr__(self) -> str:
         return f"PostgresHistory({self.where!r})"
 
+    def _many(self, db, statement: str, rows: list[tuple]) -> None:
+        if rows:
+            with db.cursor() as cursor:
+                cursor.executemany(self._sql(statement), rows)
+
     def describe(self, exc: Exception) -> str:
         text = super().describe(exc)
         if self._password:
