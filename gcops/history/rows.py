@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import orjson
+
 # Instance-result fields, in SPEC order, with how each is stored.
 INSTANCE_TEXT = ("name", "playbook", "status", "error", "mode")
 INSTANCE_BOOL = ("delete_untagged",)
@@ -89,8 +91,8 @@ def instance_rows(run: dict) -> list[tuple]:
 
 def instance_from_row(row: Mapping) -> dict:
     """The stored JSON, with the columns laid over it (a migration may have fixed a column)."""
-    result = json.loads(row["document"])
-    result["hosts"] = json.loads(row["hosts"])
+    result = orjson.loads(row["document"])
+    result["hosts"] = orjson.loads(row["hosts"])
     for key in INSTANCE_TEXT + INSTANCE_INT + INSTANCE_REAL:
         result[key] = row[key]
     for key in INSTANCE_BOOL:
@@ -110,7 +112,7 @@ def totals_of(instances: list[dict]) -> dict:
 
 def run_from_row(row: Mapping, instances: list[dict], filtered: bool) -> dict:
     """The run document in SPEC key order, then any keys this gcops does not know."""
-    stored = json.loads(row["document"])
+    stored = orjson.loads(row["document"])
     if filtered:
         # The run's own totals cover instances this view leaves out.
         totals = totals_of(instances)

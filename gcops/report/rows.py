@@ -69,7 +69,7 @@ def result_rows(runs: list[dict]) -> list[ResultRow]:
 def totals_of(runs: list[dict]) -> Totals:
     """Sums over every instance result of ``runs``; unknown figures are left out."""
     rows = result_rows(runs)
-    known = [r.figure("reclaimed_bytes") for r in rows if r.figure("reclaimed_bytes") is not None]
+    known = [value for value in (r.figure("reclaimed_bytes") for r in rows) if value is not None]
     return Totals(runs=len(runs), results=len(rows), reclaimed_bytes=int(sum(known)),
                   reclaimed_known=len(known))
 
