@@ -29,7 +29,11 @@ from gcops.report.rows import human_bytes, result_rows
 MAX_LABELS = 12
 MAX_BARS = 120
 MAX_POINTS = 400
-_PERIODS = (("day", "%Y-%m-%d"), ("week", "%G-W%V"), ("month", "%Y-%m"), ("year", "%Y"))
+# a period's key for a moment, and its label
+_PERIODS = (("day", lambda m: (m.year, m.month, m.day), "{0}-{1:02d}-{2:02d}"),
+            ("week", lambda m: tuple(m.isocalendar())[:2], "{0}-W{1:02d}"),
+            ("month", lambda m: (m.year, m.month), "{0}-{1:02d}"),
+            ("year", lambda m: (m.year,), "{0}"))
 _FORMATS = ("%b %d", "%b %d %H:%M", "%m-%d %H:%M:%S")
 _STYLE = DefaultStyle(background="white", plot_background="white", font_family="DejaVu Sans, sans-serif",
                       label_font_size=12, major_label_font_size=12, legend_font_size=13, title_font_size=16)
@@ -98,10 +102,11 @@ def reclaimed_bars_svg(runs: list[dict]) -> str | None:
     if not columns:
         return None
     columns.sort()
-    fmt = time_format([m for m, _ in columns])
-    labels, per = [m.strftime(fmt) for m, _ in columns], "run"
     if len(columns) > MAX_BARS:
         columns, values, labels, per = _per_period(columns, values)
+    else:
+        fmt = time_format([m for m, _ in columns])
+        labels, per = [m.strftime(fmt) for m, _ in columns], "run"
     tallest = max(sum(v.get(run_id) or 0 for v in values.values()) for _, run_id in columns)
     chart = pygal.StackedBar(**_options(f"Reclaimed per {per} (stacked by instance)"),
                              x_labels_major_every=_every(len(columns)), y_labels=byte_ticks(0, tallest))
@@ -114,9 +119,10 @@ def reclaimed_bars_svg(runs: list[dict]) -> str | None:
 def _per_period(columns: list[tuple[datetime, str]], values: dict[str, dict[str, int]]):
     """The bars summed per calendar period, the shortest that gives at most MAX_BARS bars:
     (columns, values, labels, period name), columns keyed by the period's label."""
-    for period, fmt in _PERIODS:
-        keys = [m.strftime(fmt) for m, _ in columns]
-        if len(set(keys)) <= MAX_BARS or period == "year":
+    for period, key_of, label in _PERIODS:
+        keys = [label.format(*key) for key in map(key_of, (m for m, _ in columns))] \
+            if len({key_of(m) for m, _ in columns}) <= MAX_BARS or period == "year" else None
+        if keys is not None:
             break
     summed: dict[str, dict[str, int]] = {}
     for name, by_run in values.items():

@@ -67,13 +67,15 @@ class _Widths:
     measures, without building a rich table per try (rich takes seconds per thousand rows)."""
 
     def __init__(self, columns: list[Column], rows: list[list[str]]):
+        self.ascii = "".join(cell for row in rows for cell in row).isascii()   # one cell per character
+        self.multiline = any("\n" in cell for row in rows for cell in row)
         self.plain = [self._widest([col.title] + [row[i] for row in rows]) for i, col in enumerate(columns)]
         self.compact = [self._widest([col.title] + [col.compact(row[i]) for row in rows]) if col.compact
                         else self.plain[i] for i, col in enumerate(columns)]
-        self.multiline = any("\n" in cell for row in rows for cell in row)
 
-    @staticmethod
-    def _widest(cells: list[str]) -> int:
+    def _widest(self, cells: list[str]) -> int:
+        if self.ascii and not self.multiline:
+            return max(map(len, cells))
         return max(_cells(line) for cell in cells for line in (cell.split("\n") if "\n" in cell else (cell,)))
 
     def table(self, keep: list[int], *, gap: int, compact: bool, fold: bool) -> int:
@@ -84,14 +86,21 @@ class _Widths:
 
 
 def _plain_render(title: str | None, columns: list[Column], rows: list[list[str]], keep: list[int],
-                  widths: list[int], gap: int, compact: bool) -> str:
+                  natural: _Widths, gap: int, compact: bool) -> str:
     """What rich prints for a table of one-line cells that fit (SIMPLE_HEAD, no edge), built directly."""
+    widths = natural.compact if compact else natural.plain
+    between = " " * gap + " "
+
     def line(cells: list[str]) -> str:
-        parts = []
-        for i, cell in zip(keep, cells):
-            pad = " " * (widths[i] - _cells(cell))
-            parts.append(pad + cell if columns[i].right else cell + pad)
-        return (" " * gap + " ").join(parts).rstrip()
+        if natural.ascii:
+            parts = [cell.rjust(widths[i]) if columns[i].right else cell.ljust(widths[i])
+                     for i, cell in zip(keep, cells)]
+        else:
+            parts = []
+            for i, cell in zip(keep, cells):
+                pad = " " * (widths[i] - _cells(cell))
+                parts.append(pad + cell if columns[i].right else cell + pad)
+        return between.join(parts).rstrip()
 
     def shown(row: list[str]) -> list[str]:
         return [columns[i].compact(row[i]) if compact and columns[i].compact else row[i] for i in keep]
@@ -131,8 +140,7 @@ def fit_table(title: str | None, columns: list[Column], rows: list[list[str]],
     measured = natural.table(keep, **settings)
     render_width = measured if width is None else min(width, _NATURAL_MAX)
     if _plain_fits(natural, measured, render_width):
-        widths = natural.compact if settings["compact"] else natural.plain
-        return _plain_render(title, columns, rows, keep, widths, settings["gap"], settings["compact"]), dropped
+        return _plain_render(title, columns, rows, keep, natural, settings["gap"], settings["compact"]), dropped
     # cells that must wrap or fold: rich lays them out
     table = _table(title, columns, rows, keep, **settings)
     buffer = io.StringIO()
