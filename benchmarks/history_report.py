@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,16 +65,24 @@ def runs(count: int, instances: int) -> list[dict]:
     return docs
 
 
-def time_report(config: Path, fmt: str, reps: int, env: dict) -> list[float]:
-    took = []
+def time_report(config: Path, fmt: str, reps: int, env: dict) -> tuple[list[float], list[float]]:
+    """(wall times, CPU times user+sys) of `reps` runs of the command."""
+    took, cpu = [], []
     for _ in range(reps):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "gcops", "--config", str(config), "report", "--format", fmt],
                               capture_output=True, env=env, cwd=str(REPO))
         took.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if proc.returncode != 0:
             raise RuntimeError(f"gcops report --format {fmt} exited {proc.returncode}: {proc.stderr[-1000:]!r}")
-    return took
+    return took, cpu
+
+
+def load_average() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
 def main() -> int:
@@ -106,18 +115,20 @@ def main() -> int:
                 store.import_runs(docs, [])
                 print(f"{name}: {args.runs:,} runs x {args.instances} instances stored in "
                       f"{time.perf_counter() - t0:.2f}s (one transaction)")
-            print(f"\n`gcops report --format F` wall time, new process each, median of {args.reps} "
-                  f"(all runs; goal < {GOAL_SECONDS:.1f}s)")
-            print(f"{'format':10s}" + "".join(f"{name:>24s}" for name in stores))
+            print(f"\n`gcops report --format F` over all runs, new process each, median of {args.reps}: wall time "
+                  f"(fastest-slowest) and CPU time user+sys (goal: wall < {GOAL_SECONDS:.1f}s); "
+                  f"load average before: {load_average()}")
+            print(f"{'format':10s}" + "".join(f"{name:>34s}" for name in stores))
             for fmt in FORMATS:
                 cells = []
                 for name in stores:
-                    took = time_report(configs[name], fmt, args.reps, env)
+                    took, cpu = time_report(configs[name], fmt, args.reps, env)
                     med = statistics.median(took)
-                    cells.append(f"{med:.3f}s ({min(took):.3f}-{max(took):.3f})")
+                    cells.append(f"{med:.3f}s ({min(took):.3f}-{max(took):.3f}) cpu {statistics.median(cpu):.3f}s")
                     if med >= GOAL_SECONDS:
                         missed.append(f"{name} {fmt} {med:.3f}s")
-                print(f"{fmt:10s}" + "".join(f"{c:>24s}" for c in cells))
+                print(f"{fmt:10s}" + "".join(f"{c:>34s}" for c in cells))
+            print(f"load average after: {load_average()} (other work on the machine slows the wall times)")
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "gcops", "--version"], capture_output=True, env=env, check=True)
             print(f"(for scale: `gcops --version` takes {time.perf_counter() - t0:.3f}s)")
