@@ -8,14 +8,12 @@ and never hold the password.
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 from gcops.history import migrations
 from gcops.history.store import HistoryError, SqlHistory
 
 CONNECT_TIMEOUT = 10            # seconds, unless the URL sets connect_timeout
-RETRY_AFTER = 30.0              # a database found unreachable is not tried again for this long
 SCHEMA_LOCK = 0x6763_6F70       # pg_advisory_xact_lock key: "gcop"; migrations run one at a time
 
 
@@ -43,7 +41,6 @@ class PostgresHistory(SqlHistory):
         self.where = display_url(url)
         self.driver_error = psycopg.Error
         self._migrated = False
-        self._down: tuple[float, str] | None = None   # (when, message) of the last failed connection
 
     def __repr__(self) -> str:
         return f"PostgresHistory({self.where!r})"
@@ -64,20 +61,15 @@ class PostgresHistory(SqlHistory):
         from psycopg.conninfo import conninfo_to_dict
         from psycopg.rows import dict_row
 
-        if self._down and time.monotonic() - self._down[0] < RETRY_AFTER:
-            raise HistoryError(self._down[1])
         options = {"autocommit": True, "row_factory": dict_row, "application_name": "gcops"}
-        if "connect_timeout" not in conninfo_to_dict(self.url):
-            options["connect_timeout"] = CONNECT_TIMEOUT
         if self._password:
             options["password"] = self._password
         try:
+            if "connect_timeout" not in conninfo_to_dict(self.url):
+                options["connect_timeout"] = CONNECT_TIMEOUT
             db = psycopg.connect(self.url, **options)
         except psycopg.Error as exc:
-            message = f"{self.where}: cannot connect: {self.describe(exc)}"
-            self._down = (time.monotonic(), message)
-            raise HistoryError(message) from None
-        self._down = None
+            raise HistoryError(f"{self.where}: cannot connect: {self.describe(exc)}") from None
         try:
             if not self._migrated:
                 self._migrate(db)
