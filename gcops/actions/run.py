@@ -76,7 +76,7 @@ def run(config: Config, request: RunRequest,
     doc = run_document("run", run_id, started, datetime.now(timezone.utc), False, results, code)
     recording = history.record_or_keep(store, state_dir, doc,
                                        shared_storage.owned_storages(screening, results, run_id, started))
-    _write_metrics(config, doc, log)
+    _write_metrics(config, doc, log, recording.waiting)
     if not recording.recorded:
         # the registries are as they should be, the record is kept: exit 1 (SPEC: failed, all restored)
         log.error("history_not_recorded", run_id=run_id, error=recording.error, waiting=recording.waiting)
@@ -105,10 +105,10 @@ def _send_kept(store: history.SqlHistory, state_dir, log) -> None:
         log.warning("history_kept_runs_waiting", runs=sending.waiting, error=sending.error)
 
 
-def _write_metrics(config: Config, doc: dict, log) -> None:
+def _write_metrics(config: Config, doc: dict, log, history_unsent: int) -> None:
     """The metrics textfile; a failure here is logged, never turns a restored run into a failure."""
     if config.settings.metrics_textfile is not None:
         try:
-            write_metrics(config.settings.metrics_textfile, doc)
+            write_metrics(config.settings.metrics_textfile, doc, history_unsent)
         except Exception as exc:  # noqa: BLE001
             log.error("metrics_not_written", path=str(config.settings.metrics_textfile), error=str(exc))

@@ -82,7 +82,8 @@ def test_database_down_the_run_restores_keeps_its_record_and_the_next_run_sends_
     assert len(said) == 1 and f"{postgres_db.url}: cannot connect" in said[0] and str(outbox) in said[0]
     assert [p.name for p in outbox.glob("*.json")] == [f"{doc['run_id']}.json"]
     assert h.config_file.read_bytes() == config_before and write_probe(h) == 400 and all_pull(h, garbage.kept)
-    assert (tmp_path / "ops" / "gcops.prom").exists()       # metrics do not wait for the database
+    metrics = (tmp_path / "ops" / "gcops.prom").read_text()   # metrics do not wait for the database
+    assert 'gcops_last_run_success{instance="reg"} 1.0' in metrics and "gcops_history_unsent_runs 1.0" in metrics
     layout = images.build_layout(tmp_path / "after", "after", seed=7, layer_size=4096)
     assert images.push(h, layout, "after", "team/after")      # the registry takes pushes again
 
@@ -90,6 +91,7 @@ def test_database_down_the_run_restores_keeps_its_record_and_the_next_run_sends_
     again = run_gcops("-v", "--config", str(config), "run", "--json")
     assert again.returncode == 0, again.stderr
     assert list(outbox.glob("*.json")) == []
+    assert "gcops_history_unsent_runs 0.0" in (tmp_path / "ops" / "gcops.prom").read_text()
     report = json_doc(run_gcops("--config", str(config), "report", "--format", "json"))
     assert [r["run_id"] for r in report["runs"]] == [doc["run_id"], json_doc(again)["run_id"]]
     assert report["runs"][0]["exit_code"] == 0        # the run itself succeeded; only its record waited
