@@ -142,6 +142,10 @@ def test_history_import_copies_a_sqlite_history_once(postgres_db, tmp_path):
 
     missing = run_gcops("--config", str(config), "history", "import", "--from", str(tmp_path / "nope.sqlite3"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such file" in missing.stderr
+    local_only = tmp_path / "local.toml"
+    local_only.write_text(f'[gcops]\nstate_dir = "{tmp_path / "state"}"\n')
+    refused = run_gcops("--config", str(local_only), "history", "import")
+    assert refused.returncode == 2 and "[gcops] history is not set" in refused.stderr
 
 
 def test_a_password_in_the_url_is_refused_without_showing_it(postgres_db, tmp_path):
