@@ -58,7 +58,8 @@ def runs(count: int, instances: int) -> list[dict]:
                 "duration_seconds": 20.0, "read_only_verified": True, "tags_deleted": []})
         good = [r for r in results if r["status"] == "ok"]
         docs.append({"run_id": f"{at:%Y%m%dT%H%M%SZ}-{n % 65536:04x}", "command": "run", "dry_run": False,
-                     "started_at": f"{at:%Y-%m-%dT%H:%M:%SZ}", "finished_at": f"{at + timedelta(minutes=3):%Y-%m-%dT%H:%M:%SZ}",
+                     "started_at": f"{at:%Y-%m-%dT%H:%M:%SZ}",
+                     "finished_at": f"{at + timedelta(minutes=3):%Y-%m-%dT%H:%M:%SZ}",
                      "exit_code": 0 if len(good) == instances else 1, "instances": results,
                      "totals": {"reclaimed_bytes": sum(r["reclaimed_bytes"] for r in good),
                                 "instances_ok": len(good), "instances_failed": instances - len(good)}})
@@ -109,7 +110,8 @@ def main() -> int:
             configs["sqlite"].write_text(f'[gcops]\nstate_dir = "{tmp / "state"}"\n')
             configs["postgresql"].write_text(f'[gcops]\nstate_dir = "{tmp / "state-pg"}"\nhistory = "{url}"\n'
                                              f'history_password_file = "{tmp / "secret"}"\n')
-            stores = {"sqlite": SqliteHistory(db_path(tmp / "state")), "postgresql": PostgresHistory(url, "bench-password")}
+            stores = {"sqlite": SqliteHistory(db_path(tmp / "state")),
+                      "postgresql": PostgresHistory(url, "bench-password")}
             for name, store in stores.items():
                 t0 = time.perf_counter()
                 store.import_runs(docs, [])
