@@ -50,6 +50,12 @@ class PostgresHistory(SqlHistory):
             with db.cursor() as cursor:
                 cursor.executemany(self._sql(statement), rows)
 
+    def _tuples(self, db, statement: str, params=()) -> list[tuple]:
+        from psycopg.rows import tuple_row
+
+        with db.cursor(row_factory=tuple_row) as cursor:
+            return cursor.execute(self._sql(statement), tuple(params)).fetchall()
+
     def describe(self, exc: Exception) -> str:
         text = super().describe(exc)
         if self._password:

@@ -9,7 +9,7 @@ round trip through an older one.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -89,14 +89,21 @@ def instance_rows(run: dict) -> list[tuple]:
     return rows
 
 
-def instance_from_row(row: Mapping) -> dict:
-    """The stored JSON, with the columns laid over it (a migration may have fixed a column)."""
-    result = orjson.loads(row["document"])
-    result["hosts"] = orjson.loads(row["hosts"])
-    for key in INSTANCE_TEXT + INSTANCE_INT + INSTANCE_REAL:
-        result[key] = row[key]
-    for key in INSTANCE_BOOL:
-        result[key] = None if row[key] is None else bool(row[key])
+_OVERLAID = INSTANCE_TEXT + INSTANCE_INT + INSTANCE_REAL
+# read back by position (quicker than by name over years of runs): instance_from_values, run_from_values
+RESULT_SELECT = ("run_id", "document", "hosts") + _OVERLAID + INSTANCE_BOOL
+RUN_SELECT = ("run_id", "command", "dry_run", "started_at", "finished_at", "exit_code",
+              "total_reclaimed_bytes", "instances_ok", "instances_failed", "document")
+
+
+def instance_from_values(values: Sequence) -> dict:
+    """An instance result from a RESULT_SELECT row: the stored JSON, with the columns laid over it
+    (a migration may have fixed a column)."""
+    result = orjson.loads(values[1])
+    result["hosts"] = orjson.loads(values[2])
+    result.update(zip(_OVERLAID, values[3:3 + len(_OVERLAID)]))
+    for key, value in zip(INSTANCE_BOOL, values[3 + len(_OVERLAID):]):
+        result[key] = None if value is None else bool(value)
     return result
 
 
@@ -110,20 +117,18 @@ def totals_of(instances: list[dict]) -> dict:
     }
 
 
-def run_from_row(row: Mapping, instances: list[dict], filtered: bool) -> dict:
-    """The run document in SPEC key order, then any keys this gcops does not know."""
-    stored = orjson.loads(row["document"])
+def run_from_values(values: Sequence, instances: list[dict], filtered: bool) -> dict:
+    """The run document of a RUN_SELECT row, in SPEC key order, then any keys this gcops does not know."""
+    run_id, command, dry_run, started_at, finished_at, exit_code, reclaimed, ok, failed, document = values
+    stored = orjson.loads(document)
     if filtered:
         # The run's own totals cover instances this view leaves out.
         totals = totals_of(instances)
     else:
         totals = {**(stored.get("totals") or {}),
-                  "reclaimed_bytes": row["total_reclaimed_bytes"],
-                  "instances_ok": row["instances_ok"],
-                  "instances_failed": row["instances_failed"]}
-    run = {"run_id": row["run_id"], "command": row["command"], "dry_run": bool(row["dry_run"]),
-           "started_at": row["started_at"], "finished_at": row["finished_at"],
-           "exit_code": row["exit_code"], "instances": instances, "totals": totals}
+                  "reclaimed_bytes": reclaimed, "instances_ok": ok, "instances_failed": failed}
+    run = {"run_id": run_id, "command": command, "dry_run": bool(dry_run), "started_at": started_at,
+           "finished_at": finished_at, "exit_code": exit_code, "instances": instances, "totals": totals}
     return {**run, **{k: v for k, v in stored.items() if k not in run}}
 
 

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from gcops.history.rows import (
-    INSTANCE_COLUMNS, RUN_COLUMNS, StorageOwner, instance_from_row, instance_rows, run_from_row, run_row, runs_query,
+    INSTANCE_COLUMNS, RESULT_SELECT, RUN_COLUMNS, RUN_SELECT, StorageOwner, instance_from_values, instance_rows,
+    run_from_values, run_row, runs_query,
 )
 
 
@@ -65,6 +66,12 @@ class SqlHistory:
     def _many(self, db, statement: str, rows: list[tuple]) -> None:
         if rows:
             db.executemany(self._sql(statement), rows)
+
+    def _tuples(self, db, statement: str, params: Sequence = ()) -> list[tuple]:
+        """All rows of a query as plain tuples (read by position: quick over many rows)."""
+        cursor = db.cursor()
+        cursor.row_factory = None
+        return cursor.execute(self._sql(statement), tuple(params)).fetchall()
 
     @contextmanager
     def _session(self, doing: str, *, for_writing: bool) -> Iterator:
@@ -145,7 +152,8 @@ class SqlHistory:
         if not self.exists():
             return []
         where, params = runs_query(since, until, instance)
-        results_sql = f"SELECT * FROM instance_results WHERE run_id IN (SELECT run_id FROM runs{where})"
+        results_sql = (f"SELECT {', '.join(RESULT_SELECT)} FROM instance_results"
+                       f" WHERE run_id IN (SELECT run_id FROM runs{where})")
         results_params = list(params)
         if instance is not None:
             results_sql += " AND name = ?"
@@ -153,13 +161,13 @@ class SqlHistory:
         with self._session("read history", for_writing=False) as db:
             # two queries, whatever the number of runs: a report over years of nightly runs stays fast
             by_run: dict[str, list] = {}
-            for row in self._execute(db, results_sql + " ORDER BY run_id, position", results_params).fetchall():
-                by_run.setdefault(row["run_id"], []).append(row)
-            rows = self._execute(db, f"SELECT * FROM runs{where} ORDER BY started_at_epoch, run_id",
-                                 params).fetchall()
+            for row in self._tuples(db, results_sql + " ORDER BY run_id, position", results_params):
+                by_run.setdefault(row[0], []).append(row)
+            rows = self._tuples(db, f"SELECT {', '.join(RUN_SELECT)} FROM runs{where}"
+                                    " ORDER BY started_at_epoch, run_id", params)
             try:
-                return [run_from_row(row, [instance_from_row(r) for r in by_run.get(row["run_id"], ())],
-                                     filtered=instance is not None) for row in rows]
+                return [run_from_values(row, [instance_from_values(r) for r in by_run.get(row[0], ())],
+                                        filtered=instance is not None) for row in rows]
             except ValueError as exc:
                 raise HistoryError(f"{self.where}: cannot read history: {exc}") from None
 
