@@ -7,6 +7,7 @@ shown as "-" (or an empty cell) and left out of sums, never counted as 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Every numeric figure of an instance result, in SPEC order.
 BYTE_FIGURES = (
@@ -21,9 +22,8 @@ UNKNOWN = "-"
 _BYTE_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-@dataclass(frozen=True)
-class ResultRow:
-    """One instance result of one run, flattened for display."""
+class ResultRow(NamedTuple):
+    """One instance result of one run, flattened for display (a tuple: made by the ten thousand)."""
     run_id: str
     started_at: str
     dry_run: bool
