@@ -169,6 +169,8 @@ def run(ctx, targets, as_json, delete_untagged, mode, parallel, max_window, dry_
 
     with live_progress(enabled=not as_json and not ctx.obj.quiet and sys.stdout.isatty()) as on_step:
         doc = do_run(config, request, on_step=on_step)
+    if doc.get("history_error"):
+        click.echo(f"gcops: history: {doc['history_error']}", err=True)
     if as_json:
         _emit_json(doc)
     else:
@@ -210,10 +212,11 @@ def report(ctx, since, until, instance, fmt, wide, output_path):
     """Reclaimed space per run and instance, over time (needs only [gcops] of the config)."""
     from gcops.actions.report import report as do_report
     from gcops.errors import GcopsError
+    from gcops.history import open_history
 
     settings = ctx.obj.settings()
     try:
-        text = do_report(settings.state_dir, since=since, until=until, instance=instance, fmt=fmt,
+        text = do_report(open_history(settings), since=since, until=until, instance=instance, fmt=fmt,
                          output=output_path, wide=wide)
     except (ValueError, GcopsError) as exc:
         _fail(str(exc))
@@ -221,6 +224,31 @@ def report(ctx, since, until, instance, fmt, wide, output_path):
         _fail(f"-o {output_path}: cannot write the report: {exc.strerror or exc}")
     if text:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+@main_group.group("history")
+def history_group():
+    """The run history: SQLite in state_dir, or a shared PostgreSQL database."""
+
+
+@history_group.command("import")
+@click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="The SQLite history to copy (default: history.sqlite3 in [gcops] state_dir).")
+@click.pass_context
+def history_import(ctx, source):
+    """Copy a SQLite history into the PostgreSQL one ([gcops] history); runs already there are left as
+    they are, so importing twice copies nothing the second time (needs only [gcops] of the config)."""
+    from gcops.actions.history_import import ImportRefused, import_history
+    from gcops.history import HistoryError
+
+    try:
+        outcome = import_history(ctx.obj.settings(), source)
+    except ImportRefused as exc:
+        _fail(str(exc))
+    except HistoryError as exc:
+        click.echo(f"gcops: {exc}", err=True)
+        sys.exit(1)
+    click.echo(outcome)
 
 
 @main_group.group()

@@ -16,6 +16,8 @@ import tempfile
 import time
 from typing import Any
 
+from gcops.history import PASSWORD_ENV
+
 HOOK_KINDS = ("before", "after", "on_error")
 HOOK_TIMEOUT_SECONDS = 300.0
 _TERM_GRACE_SECONDS = 10.0
@@ -108,7 +110,9 @@ def run_hook(kind: str, command: str | None, run: dict, *, log: Any,
         fd, report_path = tempfile.mkstemp(prefix=f"gcops-hook-{kind}-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as report_file:
             json.dump(run, report_file, indent=2)
-        env = {**os.environ, **hook_environment(kind, run, report_path)}
+        # the history's password is gcops' own: a hook never sees it
+        inherited = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
+        env = {**inherited, **hook_environment(kind, run, report_path)}
         with tempfile.TemporaryFile() as output:
             # Output goes to a file, not a pipe: a background child of the hook
             # holding a pipe open would make us wait for it forever.

@@ -41,13 +41,12 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Sequence
 
 from ruamel.yaml import YAML
 
-from gcops.errors import ParseError
 from gcops import history
+from gcops.errors import GcopsError, ParseError
 from gcops.config import Config, Instance
 from gcops.hosts import connect
 from gcops.hostside import scripts
@@ -120,7 +119,7 @@ def sight(instance: Instance, *, create: bool) -> Sighting:
             raise IdentityError(result.stderr.decode("utf-8", "replace").strip()[-200:] or
                                 f"exit {result.exit_code}")
         seen.storage_id = parse_identity(result.text)
-    except Exception as exc:  # noqa: BLE001 - best effort before the run: never stops the others
+    except GcopsError as exc:   # that instance is refused for it (screen); the others go on
         seen.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
     finally:
         if host is not None:
@@ -179,12 +178,14 @@ class Screening:
     refusals: dict[str, str] = field(default_factory=dict)     # instance name -> why it is refused
 
 
-def screen(config: Config, sightings: list[Sighting], log) -> Screening:
+def screen(config: Config, sightings: list[Sighting], log, store: history.SqlHistory | None = None) -> Screening:
     """Given every targeted instance's sighting (`sight`, all taken before any window opens):
     refuse instances that share one storage, instances on a storage another configured
-    instance collected last (history), and instances the screen could not check (the cause named).
-    Never raises."""
+    instance collected last (`store`, default the config's history), and instances the screen
+    could not check (the cause named). Never raises."""
     screening = Screening(sightings, find_shared(sightings))
+    store = store if store is not None else history.open_history(config.settings)
+    owners, unknown = _owners(config, store, [s.storage_id for s in sightings if s.storage_id and not s.error], log)
     configured = {i.name: i for i in config.instances}
     for seen in sightings:
         name = seen.instance.name
@@ -194,12 +195,11 @@ def screen(config: Config, sightings: list[Sighting], log) -> Screening:
             continue
         if name in screening.refusals or not seen.storage_id:
             continue
-        try:
-            owner = history.storage_owner(config.settings.state_dir, seen.storage_id)
-        except history.HistoryError as exc:
+        if unknown:
             screening.refusals[name] = screen_failed(seen.instance, f"the history of who collected its storage "
-                                                                   f"could not be read: {exc}")
+                                                                   f"could not be read: {unknown}")
             continue
+        owner = owners.get(seen.storage_id)
         if owner is None or owner["instance"] == name:
             continue
         other = configured.get(owner["instance"])
@@ -220,6 +220,31 @@ def screen(config: Config, sightings: list[Sighting], log) -> Screening:
     return screening
 
 
+def _owners(config: Config, store: history.SqlHistory, ids: list[str], log) -> tuple[dict[str, dict], str]:
+    """({storage_id: owner}, "") read from the history, kept in this machine's copy; when a shared history
+    cannot be read, the owners this machine knows (its copy and its outbox), said in a warning. When
+    neither can be read: ({}, why), and the screen refuses (a guard that cannot look never passes)."""
+    state_dir = config.settings.state_dir
+    try:
+        owners = store.storage_owners(ids)
+    except history.HistoryError as exc:
+        if isinstance(store, history.SqliteHistory):
+            return {}, str(exc)
+        try:
+            owners = history.owner_copy.known(state_dir, ids)
+        except OSError as exc2:
+            return {}, f"{exc}; and this machine's own copy: {exc2}"
+        log.warning("storage_owners_from_local_copy", error=str(exc), known=len(owners),
+                    detail="the shared history cannot be read: storages are checked against the owners "
+                           "this machine recorded or read before")
+        return owners, ""
+    try:
+        history.owner_copy.remember(state_dir, owners)
+    except OSError as exc:
+        log.warning("storage_owners_copy_not_kept", error=str(exc))
+    return owners, ""
+
+
 def screen_failed(instance: Instance, cause: str) -> str:
     """The refusal of an instance the shared-storage screen could not check."""
     return (f"shared-storage screen failed on {instance.hosts[0]}: {cause}; gcops cannot rule out another "
@@ -232,13 +257,9 @@ def refused_result(instance: Instance, mode: str, delete_untagged: bool, why: st
                           mode=mode, delete_untagged=delete_untagged, error=f"refused: {why}")
 
 
-def remember(state_dir: Path, screening: Screening, results: Sequence[InstanceResult], run_id: str,
-             when: datetime, log) -> None:
-    """Record, for every instance collected (status ok), that it owns its storage. Never raises."""
+def owned_storages(screening: Screening, results: Sequence[InstanceResult], run_id: str,
+                   when: datetime) -> list[history.StorageOwner]:
+    """For every instance collected (status ok): that it owns its storage, to record with the run."""
     ok = {r.name for r in results if r.status == OK}
-    for seen in screening.sightings:
-        if seen.storage_id and seen.instance.name in ok:
-            try:
-                history.record_storage_owner(state_dir, seen.storage_id, seen.instance.name, run_id, when)
-            except history.HistoryError as exc:
-                log.error("storage_owner_not_recorded", instance=seen.instance.name, error=str(exc))
+    return [history.StorageOwner.at(seen.storage_id, seen.instance.name, run_id, when)
+            for seen in screening.sightings if seen.storage_id and seen.instance.name in ok]

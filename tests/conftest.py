@@ -7,7 +7,9 @@ there they fail instead.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,41 @@ def host_factory(client_key, tmp_path):
             errors.append(f"{host.name}: {e}")
     if errors:
         pytest.fail("closing test hosts failed: " + "; ".join(errors), pytrace=False)
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """A fresh database on the session's PostgreSQL server, owned by the login role ``gcops``."""
+
+    server: object
+    name: str
+    url: str                                  # postgresql://gcops@127.0.0.1:<port>/<name>, no password
+    password: str = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (Debian's binaries) on a free loopback port, for the whole session."""
+    from tests.harness import postgres
+
+    reason = postgres.missing()
+    if reason:
+        if _on_ci():
+            pytest.fail(f"CI=true but {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = postgres.start_postgres()
+    yield server
+    server.close()
+
+
+_GCOPS_ROLE_PASSWORD = "pgpw-" + secrets.token_hex(10)
+
+
+@pytest.fixture
+def postgres_db(postgres_server):
+    """A new, empty database per test; the server is started again at teardown if a test stopped it."""
+    name = f"gcops_{secrets.token_hex(4)}"
+    url = postgres_server.create_database(name, "gcops", _GCOPS_ROLE_PASSWORD)
+    yield PostgresDatabase(postgres_server, name, url, _GCOPS_ROLE_PASSWORD)
+    if postgres_server.proc is None:
+        postgres_server.start()

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from gcops.history import db_path, load_runs
+from gcops.history import SqlHistory
 from gcops.textfiles import write_atomically
 from gcops.report.render import FORMATS, render_report
 
@@ -42,17 +42,16 @@ def parse_moment(value: str, *, option: str, end_of_day: bool = False,
     return moment.astimezone(timezone.utc)
 
 
-def _no_runs_line(state_dir: Path, since: str | None, until: str | None, instance: str | None) -> str:
+def _no_runs_line(store: SqlHistory, since: str | None, until: str | None, instance: str | None) -> str:
     """One line for a human instead of an empty table: what was asked, and where the history is."""
     asked = "".join(f" {flag} {value}" for flag, value in
                     (("--instance", instance), ("--since", since), ("--until", until)) if value)
-    where = db_path(state_dir)
-    if not where.exists():
-        return f"no runs recorded: no history yet in {state_dir} (gcops run records one there)"
-    return f"no runs recorded{' matching' + asked if asked else ''} (history: {where})"
+    if not store.exists():
+        return f"no runs recorded: no history yet in {store.where} (gcops run records one there)"
+    return f"no runs recorded{' matching' + asked if asked else ''} (history: {store.where})"
 
 
-def report(state_dir: Path, *, since: str | None, until: str | None, instance: str | None,
+def report(store: SqlHistory, *, since: str | None, until: str | None, instance: str | None,
            fmt: str, output: Path | None, now: datetime | None = None, wide: bool = False) -> str:
     """The report text, or "" after writing it to ``output``.
 
@@ -70,9 +69,9 @@ def report(state_dir: Path, *, since: str | None, until: str | None, instance: s
     if start and end and start >= end:
         raise ValueError(f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) is not before "
                          f"--until ({end:%Y-%m-%dT%H:%M:%SZ})")
-    runs = load_runs(state_dir, since=start, until=end, instance=instance)
+    runs = store.load_runs(since=start, until=end, instance=instance)
     if not runs and fmt in ("table", "markdown"):
-        text = _no_runs_line(state_dir, since, until, instance)
+        text = _no_runs_line(store, since, until, instance)
     else:
         text = render_report(runs, fmt, wide=wide)
     if output is None:

@@ -47,13 +47,15 @@ def run(config: Config, request: RunRequest,
                    {"run_id": run_id, "command": "run", "instances": [{"name": i.name} for i in instances]},
                    log=log)
     parallel = request.parallel or config.settings.parallel
+    store = history.open_history(config.settings)
+    _send_kept(store, state_dir, log)   # runs kept earlier first: their storage owners count below
     log.info("run_started", run_id=run_id, instances=[i.name for i in instances], parallel=parallel)
     with cancel_on_signals() as cancel:
         # before any instance's cycle starts (so before any window opens), read every
         # targeted instance's storage id; instances sharing a storage are refused (shared_storage.py).
         # A pre-phase, not a barrier inside the cycles: with --parallel < instances a barrier deadlocks.
         screening = shared_storage.screen(
-            config, map_parallel(lambda i: shared_storage.sight(i, create=True), instances, parallel), log)
+            config, map_parallel(lambda i: shared_storage.sight(i, create=True), instances, parallel), log, store)
 
         def work(instance: Instance) -> InstanceResult:
             if instance.name in screening.refusals:
@@ -73,8 +75,16 @@ def run(config: Config, request: RunRequest,
         interrupted = cancel.is_set()
     code = exit_code_for(results, interrupted)
     doc = run_document("run", run_id, started, datetime.now(timezone.utc), False, results, code)
-    _record(config, doc, log)
-    shared_storage.remember(state_dir, screening, results, run_id, started, log)
+    recording = history.record_or_keep(store, state_dir, doc,
+                                       shared_storage.owned_storages(screening, results, run_id, started))
+    _write_metrics(config, doc, log, recording.waiting)
+    if not recording.recorded:
+        # the registries are as they should be, the record is kept: exit 1 (SPEC: failed, all restored)
+        log.error("history_not_recorded", run_id=run_id, error=recording.error, waiting=recording.waiting)
+        doc = {**doc, "exit_code": code or 1, "history_error": recording.error}
+        code = doc["exit_code"]
+    elif recording.sent_earlier:
+        log.info("history_kept_runs_sent", runs=recording.sent_earlier, history=store.where)
     hooks.run_hook("after", config.hooks.after, doc, log=log)
     if code != 0:
         hooks.run_hook("on_error", config.hooks.on_error, doc, log=log)
@@ -83,14 +93,23 @@ def run(config: Config, request: RunRequest,
     return doc
 
 
-def _record(config: Config, doc: dict, log) -> None:
-    """History and metrics; a failure here is logged, never turns a restored run into a failure."""
+def _send_kept(store: history.SqlHistory, state_dir, log) -> None:
+    """Send runs earlier commands could not record; a failure is logged (the run's end tries again)."""
     try:
-        history.record_run(config.settings.state_dir, doc)
-    except GcopsError as exc:   # the run itself already happened
-        log.error("history_not_recorded", error=str(exc))
+        sending = history.Outbox(state_dir).send(store)
+    except OSError as exc:
+        log.warning("history_kept_runs_waiting", error=str(exc))
+        return
+    if sending.sent:
+        log.info("history_kept_runs_sent", runs=sending.sent, history=store.where)
+    if sending.error:
+        log.warning("history_kept_runs_waiting", runs=sending.waiting, error=sending.error)
+
+
+def _write_metrics(config: Config, doc: dict, log, history_unsent: int) -> None:
+    """The metrics textfile; a failure here is logged, never turns a restored run into a failure."""
     if config.settings.metrics_textfile is not None:
         try:
-            write_metrics(config.settings.metrics_textfile, doc)
-        except OSError as exc:
+            write_metrics(config.settings.metrics_textfile, doc, history_unsent)
+        except (OSError, GcopsError) as exc:
             log.error("metrics_not_written", path=str(config.settings.metrics_textfile), error=str(exc))

@@ -89,6 +89,15 @@ def check_table(raw: Mapping[str, Any], spec: dict[str, Key], at: str, base: Pat
     return values
 
 
+def build_settings(raw: Mapping[str, Any], base: Path, problems: _Problems) -> Settings:
+    """[gcops] checked against the schema, with its defaults; problems reported."""
+    given = check_table(raw, GCOPS, "gcops", base, problems)
+    if given.get("history_password_file") is not None and not given.get("history"):
+        problems.add("gcops.history_password_file", 'a password for the history database, but [gcops] history '
+                     'is not a postgresql:// URL (the SQLite history takes none)')
+    return Settings(**{**defaults(GCOPS, base), **given})
+
+
 def _section(data: Mapping[str, Any], name: str, problems: _Problems) -> dict[str, Any]:
     """Give the top-level table ``name`` ({} when absent); report it if it is not a table."""
     value = data.get(name, {})
@@ -300,8 +309,7 @@ def load_config(path: Path) -> Config:
         if name not in SECTIONS:
             problems.add(name, _unknown_key(name, tuple(SECTIONS)))
 
-    gcops_given = check_table(_section(data, "gcops", problems), GCOPS, "gcops", base, problems)
-    settings = Settings(**{**defaults(GCOPS, base), **gcops_given})
+    settings = build_settings(_section(data, "gcops", problems), base, problems)
     ssh_given = check_table(_section(data, "ssh", problems), SSH, "ssh", base, problems)
     ssh_values = {**defaults(SSH, base), **ssh_given}
     hooks_given = check_table(_section(data, "hooks", problems), HOOKS, "hooks", base, problems)

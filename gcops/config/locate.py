@@ -10,9 +10,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from gcops.config.load import DEFAULT_CONFIG_PATH, LOCAL_CONFIG_NAME, _Problems, _read_toml, _section, check_table
+from gcops.config.load import DEFAULT_CONFIG_PATH, LOCAL_CONFIG_NAME, _Problems, _read_toml, _section, build_settings
 from gcops.config.model import ConfigError, Settings
-from gcops.config.schema import GCOPS, defaults
 
 
 def config_not_found(path: Path, explicit: str | None, env: Mapping[str, str] = os.environ) -> str | None:
@@ -36,7 +35,7 @@ def load_settings(path: Path) -> Settings:
     data = _read_toml(path)
     problems = _Problems(path)
     base = path.absolute().parent
-    given = check_table(_section(data, "gcops", problems), GCOPS, "gcops", base, problems)
+    settings = build_settings(_section(data, "gcops", problems), base, problems)
     if problems.lines:
         raise ConfigError(problems.lines)
-    return Settings(**{**defaults(GCOPS, base), **given})
+    return settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from re import Pattern
 
@@ -36,6 +36,17 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A password read from ``source`` (a file); its value never shows in a repr or a log line."""
+
+    source: str
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return f"<secret from {self.source}>"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The [gcops] table, with its defaults."""
 
@@ -46,6 +57,8 @@ class Settings:
     parallel: int = 4
     playbook_dirs: tuple[Path, ...] = (Path("/etc/gcops/playbooks"),)
     metrics_textfile: Path | None = None
+    history: str | None = None                  # a postgresql:// URL; None: SQLite in state_dir
+    history_password_file: Secret | None = None
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,49 @@ def probe_table(doc: str = "") -> Key:
     return Key("a table ([instance.probe])", (dict,), parse, ABSENT, doc)
 
 
+HISTORY_SCHEMES = ("postgresql", "postgres")
+
+
+def history_url(doc: str = "") -> Key:
+    """[gcops] history: "" (SQLite in state_dir) or a postgresql:// URL without a password
+    (the value is never repeated in a message: it might hold one)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    def parse(value: str, base: Path) -> str | None:
+        if value == "":
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise Invalid("expected a postgresql://user@host:port/database URL, or \"\" for SQLite in state_dir "
+                          "(this one cannot be parsed)") from None
+        if parts.scheme not in HISTORY_SCHEMES or any(c in value for c in "\0\n\r\t "):
+            raise Invalid("expected a postgresql://user@host:port/database URL, or \"\" for SQLite in state_dir")
+        if parts.password is not None or "password" in parse_qs(parts.query):
+            raise Invalid("the URL carries a password, which gcops refuses (it would show wherever the URL "
+                          "does): put it in history_password_file or $GCOPS_HISTORY_PASSWORD instead")
+        return value
+
+    return Key("a string", (str,), parse, "", doc)
+
+
+def secret_file(doc: str = "") -> Key:
+    """A file whose first line is a password; read when the config is loaded (gives a Secret)."""
+    from gcops.config.model import Secret
+
+    def parse(value: str, base: Path) -> Secret | None:
+        if value == "":
+            return None
+        where = resolve_path(value, base)
+        try:
+            return Secret(str(where), _read_secret(where))
+        except Invalid as exc:
+            raise Invalid(str(exc)) from None
+
+    return Key("a path string", (str,), parse, "", doc)
+
+
 GCOPS: dict[str, Key] = {
     "state_dir": path("/var/lib/gcops", doc="history database, journal, locks"),
     "mode": choice(("readonly", "stop", "concurrent"), "readonly",
@@ -351,6 +394,10 @@ GCOPS: dict[str, Key] = {
     "parallel": integer(4, low=1, doc="instances worked at once"),
     "playbook_dirs": path_list(["/etc/gcops/playbooks"], doc="searched before the built-in playbooks"),
     "metrics_textfile": path("", empty_is_none=True, doc="Prometheus textfile; empty: none"),
+    "history": history_url(doc='where runs are recorded: "" = SQLite in state_dir; "postgresql://user@host/db" '
+                               "= a PostgreSQL database shared by several gcops machines (no password in it)"),
+    "history_password_file": secret_file(doc="the PostgreSQL password on its first line; empty: "
+                                             "$GCOPS_HISTORY_PASSWORD, else libpq's own (PGPASSWORD, ~/.pgpass)"),
 }
 
 SSH: dict[str, Key] = {

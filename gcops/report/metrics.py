@@ -47,6 +47,7 @@ WINDOW = "gcops_readonly_window_seconds"
 GC_DURATION = "gcops_gc_duration_seconds"
 BLOBS_DELETED = "gcops_blobs_deleted"
 TAGS_DELETED = "gcops_tags_deleted"
+HISTORY_UNSENT = "gcops_history_unsent_runs"   # not per instance: records waiting in this machine's outbox
 
 # name -> (help, extra label names)
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -152,8 +153,10 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def write_metrics(path: Path, run: dict) -> None:
+def write_metrics(path: Path, run: dict, history_unsent: int | None = None) -> None:
     """Update the textfile at ``path`` (atomically replaced) with ``run``; see the module doc.
+    ``history_unsent``: runs this machine could not record in the history yet (its outbox), as
+    gcops_history_unsent_runs (alert when it stays above 0: the history database is unreachable).
 
     Raises OSError when the file cannot be written.
     """
@@ -171,4 +174,7 @@ def write_metrics(path: Path, run: dict) -> None:
             if set(labels) != {"instance", *GAUGES[name][1]}:
                 continue  # a series from another layout: drop it rather than fail
             gauges[name].labels(**labels).set(value)
+        if history_unsent is not None:
+            Gauge(HISTORY_UNSENT, "Runs recorded only in this machine's outbox, not yet in the history database.",
+                  registry=registry).set(history_unsent)
         write_to_textfile(str(path), registry)

@@ -57,14 +57,12 @@ def render_table(runs: list[dict], *, width: int | None = None, wide: bool = Fal
     return "\n".join(lines)
 
 
-_MARKDOWN_SPECIAL = set("\\`*_[]<>|~#")
+_MARKDOWN_ESCAPES = str.maketrans({char: "\\" + char for char in "\\`*_[]<>|~#"} | {"&": "&amp;"})
 
 
 def markdown_cell(value: str) -> str:
     """``value`` safe inside a GitHub-flavoured Markdown table cell (one line, escaped)."""
-    value = " ".join(value.split())  # newlines would end the row
-    escaped = "".join("\\" + char if char in _MARKDOWN_SPECIAL else char for char in value)
-    return escaped.replace("&", "&amp;")
+    return " ".join(value.split()).translate(_MARKDOWN_ESCAPES)  # newlines would end the row
 
 
 def render_markdown(runs: list[dict]) -> str:

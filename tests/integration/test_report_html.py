@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gcops.history import record_run
+from gcops.history import SqliteHistory, db_path
 from tests.harness.gcops_cli import run_gcops
 from tests.unit.test_report import result, run
 
@@ -36,7 +36,7 @@ def nightly_history(state_dir, nights: int = 42) -> None:
         at = start + timedelta(days=night)
         doc = run(f"{at:%Y%m%dT%H%M%SZ}-n{night:02d}", f"{at:%Y-%m-%dT%H:%M:%SZ}", *results)
         doc["finished_at"] = f"{at + timedelta(minutes=12):%Y-%m-%dT%H:%M:%SZ}"
-        record_run(state_dir, doc)
+        SqliteHistory(db_path(state_dir)).record_run(doc)
 
 
 def colour_bands(png, hue) -> list[tuple[int, int, int]]:

@@ -395,3 +395,36 @@ def test_probe_mistakes_name_their_key(tmp_path, table, key, fragment):
 
 def test_no_probe_table_means_no_credentials(tmp_path):
     assert load_config(write_config(tmp_path, INSTANCE)).instances[0].probe is None
+
+
+def test_history_url_and_password_file_are_read_at_load_time(tmp_path):
+    from gcops.history import SqliteHistory, open_history
+    from gcops.history.postgresql import PostgresHistory
+
+    assert load_config(write_config(tmp_path, INSTANCE)).settings.history is None
+    assert isinstance(open_history(load_config(write_config(tmp_path, INSTANCE)).settings), SqliteHistory)
+    secret = tmp_path / "history.secret"
+    secret.write_text("s3cr3t-history\nignored\n")
+    url = "postgresql://gcops@db.example.com:5432/gcops?sslmode=require"
+    settings = load_config(write_config(
+        tmp_path, f'[gcops]\nhistory = "{url}"\nhistory_password_file = "history.secret"\n' + INSTANCE)).settings
+    assert settings.history == url and settings.history_password_file.value == "s3cr3t-history"
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.history_password_file)
+    store = open_history(settings, env={"GCOPS_HISTORY_PASSWORD": "from-env"})
+    assert isinstance(store, PostgresHistory) and store._password == "s3cr3t-history"
+    assert store.where == "postgresql://gcops@db.example.com:5432/gcops" and "s3cr3t" not in repr(store)
+    bare = load_config(write_config(tmp_path, f'[gcops]\nhistory = "{url}"\n' + INSTANCE)).settings
+    assert open_history(bare, env={"GCOPS_HISTORY_PASSWORD": "from-env"})._password == "from-env"
+
+
+@pytest.mark.parametrize("gcops, key, fragment", [
+    ('history = "postgresql://gcops:hunter2@db/gcops"', "gcops.history", "carries a password"),
+    ('history = "postgresql://gcops@db/gcops?password=hunter2"', "gcops.history", "carries a password"),
+    ('history = "mysql://gcops@db/gcops"', "gcops.history", "expected a postgresql://"),
+    ('history = "postgresql://db:notaport/gcops"', "gcops.history", "cannot be parsed"),
+    ('history_password_file = "missing.secret"', "gcops.history_password_file", "cannot read"),
+    ('history_password_file = "config.toml"', "gcops.history_password_file", "history is not a postgresql"),
+])
+def test_history_mistakes_name_their_key_and_never_the_password(tmp_path, gcops, key, fragment):
+    line = problem_at(write_config(tmp_path, f"[gcops]\n{gcops}\n" + INSTANCE), key)
+    assert fragment in line and "hunter2" not in line

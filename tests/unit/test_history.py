@@ -8,8 +8,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gcops import history
-from gcops.history import HistoryError, load_runs, record_run
+from gcops.history import HistoryError, SqliteHistory, db_path, migrations, schema_version
+from gcops.history.rows import INSTANCE_COLUMNS, instance_rows, run_row
+
+
+def record_run(state_dir, run):
+    SqliteHistory(db_path(state_dir)).record_run(run)
+
+
+def load_runs(state_dir, **filters):
+    return SqliteHistory(db_path(state_dir)).load_runs(**filters)
 
 
 def instance_result(name: str, reclaimed: int | None, status: str = "ok") -> dict:
@@ -119,7 +127,7 @@ def test_schema_version_is_set(tmp_path):
     record_run(tmp_path, RUN_1)
 
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == history.schema_version() == len(history.MIGRATIONS)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == schema_version() == len(migrations.MIGRATIONS)
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -143,13 +151,9 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
 
 def test_appended_migration_upgrades_an_existing_database(tmp_path, monkeypatch):
     record_run(tmp_path, RUN_1)  # a database at the current version
-    base = history.schema_version()
-
-    def v2_add_operator(db):
-        db.execute("ALTER TABLE runs ADD COLUMN operator TEXT")
-        db.execute("UPDATE runs SET operator = 'unknown'")
-
-    monkeypatch.setattr(history, "MIGRATIONS", [*history.MIGRATIONS, v2_add_operator])
+    base = schema_version()
+    v_next = ("ALTER TABLE runs ADD COLUMN operator TEXT", "UPDATE runs SET operator = 'unknown'")
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, v_next])
 
     assert load_runs(tmp_path) == [RUN_1]  # reading upgrades
     record_run(tmp_path, RUN_2)
@@ -161,14 +165,10 @@ def test_appended_migration_upgrades_an_existing_database(tmp_path, monkeypatch)
 
 def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch):
     record_run(tmp_path, RUN_1)
-    base = history.schema_version()
-
-    def v2_broken(db):
-        db.execute("ALTER TABLE runs ADD COLUMN operator TEXT")
-        raise RuntimeError("bug in migration")
-
-    monkeypatch.setattr(history, "MIGRATIONS", [*history.MIGRATIONS, v2_broken])
-    with pytest.raises(RuntimeError):
+    base = schema_version()
+    v_broken = ("ALTER TABLE runs ADD COLUMN operator TEXT", "SELECT * FROM no_such_table")
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, v_broken])
+    with pytest.raises(HistoryError, match="no_such_table"):
         load_runs(tmp_path)
     monkeypatch.undo()
 
@@ -179,17 +179,19 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch
     assert load_runs(tmp_path) == [RUN_1]
 
 
-def test_tags_deleted_is_a_column_and_older_databases_upgrade_to_unknown(tmp_path, monkeypatch):
-    # a gcops from before retention: schema version 1, no tags_deleted column
-    new_row = history._instance_row
-    monkeypatch.setattr(history, "MIGRATIONS", history.MIGRATIONS[:1])
-    monkeypatch.setattr(history, "_INSTANCE_COLUMNS", history._INSTANCE_COLUMNS[:-1])
-    monkeypatch.setattr(history, "_instance_row", lambda *args: new_row(*args)[:-2] + new_row(*args)[-1:])
+def test_tags_deleted_is_a_column_and_older_databases_upgrade_to_unknown(tmp_path):
+    # a database written by a gcops from before retention: schema version 1, no tags_deleted column
     old_run = json.loads(json.dumps(RUN_1))
     for result in old_run["instances"]:
         result.pop("tags_deleted", None)
-    record_run(tmp_path, old_run)
-    monkeypatch.undo()
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        for statement in migrations.MIGRATIONS[0]:
+            db.execute(migrations.render(statement, "sqlite"))
+        db.execute("PRAGMA user_version = 1")
+        db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * 11)})", run_row(old_run))
+        columns = ("run_id", "position", *INSTANCE_COLUMNS[:-1], "document")
+        db.executemany(f"INSERT INTO instance_results ({', '.join(columns)}) VALUES ({', '.join('?' * 22)})",
+                       [row[:-2] + row[-1:] for row in instance_rows(old_run)])
 
     new_run = json.loads(json.dumps(RUN_2))
     new_run["instances"][0]["tags_deleted"] = [{"repository": "g/app", "tag": "dev-1", "digest": "sha256:" + "a" * 64},
@@ -200,5 +202,5 @@ def test_tags_deleted_is_a_column_and_older_databases_upgrade_to_unknown(tmp_pat
                             " ORDER BY run_id").fetchall()
     assert counts == [(old_run["run_id"], None), (new_run["run_id"], 2)]
     runs = load_runs(tmp_path)
-    assert "tags_deleted" not in runs[0]["instances"][0]
+    assert runs[0] == old_run and "tags_deleted" not in runs[0]["instances"][0]
     assert runs[1]["instances"][0]["tags_deleted"] == new_run["instances"][0]["tags_deleted"]

@@ -45,6 +45,7 @@ def read_env(tmp_path) -> dict[str, str]:
 
 def test_after_hook_receives_the_run_in_its_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("INHERITED_BY_HOOK", "yes")
+    monkeypatch.setenv("GCOPS_HISTORY_PASSWORD", "history-secret")
     log = RecordingLog()
 
     assert run_hook("after", env_dump_command(tmp_path), RUN, log=log) is True
@@ -60,6 +61,7 @@ def test_after_hook_receives_the_run_in_its_environment(tmp_path, monkeypatch):
     assert env["GCOPS_INSTANCES"] == "gitlab-prod,registry-ha"
     assert env["GCOPS_FAILED_INSTANCES"] == "registry-ha"
     assert env["INHERITED_BY_HOOK"] == "yes"
+    assert "GCOPS_HISTORY_PASSWORD" not in env          # gcops' own secret, not the hook's
     assert json.loads((tmp_path / "report.json").read_text()) == RUN
     assert not os.path.exists(env["GCOPS_REPORT_JSON"])  # removed afterwards
     assert not [e for e in log.events if e[1] == "hook_failed"]

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from gcops.actions.report import parse_moment, report
-from gcops.history import record_run
+from gcops.history import SqliteHistory, db_path
 from gcops.report.render import FORMATS, render_report
 from gcops.report.rows import human_bytes
 
@@ -154,18 +154,18 @@ def test_bad_dates_are_one_line_errors(text):
 
 def test_report_filters_history_and_writes_files(tmp_path):
     for recorded in RUNS:
-        record_run(tmp_path, recorded)
+        SqliteHistory(db_path(tmp_path)).record_run(recorded)
 
-    last_day = json.loads(report(tmp_path, since="2026-11-29", until=None, instance=None,
+    last_day = json.loads(report(SqliteHistory(db_path(tmp_path)), since="2026-11-29", until=None, instance=None,
                                  fmt="json", output=None))
     assert [r["run_id"] for r in last_day["runs"]] == ["20261129T020000Z-bbbb"]
 
-    first_day = json.loads(report(tmp_path, since=None, until="2026-11-28", instance=None,
+    first_day = json.loads(report(SqliteHistory(db_path(tmp_path)), since=None, until="2026-11-28", instance=None,
                                   fmt="json", output=None))  # a date-only until includes that day
     assert [r["run_id"] for r in first_day["runs"]] == ["20261128T020000Z-aaaa"]
 
     out = tmp_path / "report.csv"
-    assert report(tmp_path, since=None, until=None, instance="registry-ha", fmt="csv",
+    assert report(SqliteHistory(db_path(tmp_path)), since=None, until=None, instance="registry-ha", fmt="csv",
                   output=out) == ""
     rows = list(csv.DictReader(out.open()))
     assert [r["instance"] for r in rows] == ["registry-ha"]
@@ -175,9 +175,9 @@ def test_report_filters_history_and_writes_files(tmp_path):
 
 def test_report_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="--format"):
-        report(tmp_path, since=None, until=None, instance=None, fmt="xml", output=None)
+        report(SqliteHistory(db_path(tmp_path)), since=None, until=None, instance=None, fmt="xml", output=None)
     with pytest.raises(ValueError, match="is not before"):
-        report(tmp_path, since="2026-11-29", until="2026-11-01", instance=None, fmt="json",
+        report(SqliteHistory(db_path(tmp_path)), since="2026-11-29", until="2026-11-01", instance=None, fmt="json",
                output=None)
-    assert json.loads(report(tmp_path, since=None, until=None, instance=None, fmt="json",
+    assert json.loads(report(SqliteHistory(db_path(tmp_path)), since=None, until=None, instance=None, fmt="json",
                              output=None)) == {"runs": [], "totals": {"reclaimed_bytes": 0, "runs": 0}}

@@ -48,3 +48,18 @@ def test_run_table_fits_80_columns_with_long_names():
     for inst in doc["instances"]:
         [row] = rows_of(text, inst["name"])
         assert human_bytes(inst["reclaimed_bytes"]) in row and human_bytes(inst["storage_bytes_before"]) in row
+
+
+def test_large_tables_are_built_directly_exactly_as_rich_lays_them_out(monkeypatch):
+    from gcops.report import fit
+    from benchmarks.history_report import runs
+
+    odd = [run("20261201T020000Z-dddd", "2026-12-01T02:00:00Z", result("ünïcødé-名前", 5_000),
+               result("broken", None, status="failed"))]
+    odd[0]["instances"][1]["error"] = "x" * 300       # too wide for a plain line: rich folds it
+    many = runs(120, 3) + WIDE_RUNS + odd
+    cases = [(many[:-1], w) for w in (None, 60, 80, 120, 200)] + [(many, None), (many, 100)]
+    direct = [render_table(r, width=w, wide=w is None) for r, w in cases]
+    monkeypatch.setattr(fit, "_plain_fits", lambda *args: False)
+    assert direct == [render_table(r, width=w, wide=w is None) for r, w in cases]
+

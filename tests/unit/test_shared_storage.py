@@ -102,8 +102,9 @@ def config(tmp_path, *names):
 
 def test_storage_last_collected_by_another_configured_instance_is_refused(tmp_path):
     sid = "gcops-storage-" + "b" * 32
-    history.record_storage_owner(tmp_path, sid, "a", "run-1", datetime(2026, 11, 1, tzinfo=timezone.utc))
-    assert history.storage_owner(tmp_path, sid) == {"instance": "a", "run_id": "run-1",
+    store = history.SqliteHistory(history.db_path(tmp_path))
+    store.record_storage_owners([history.StorageOwner.at(sid, "a", "run-1", datetime(2026, 11, 1, tzinfo=timezone.utc))])
+    assert store.storage_owner(sid) == {"instance": "a", "run_id": "run-1",
                                                     "seen_at": "2026-11-01T00:00:00Z"}
     log = structlog.get_logger()
     cfg = config(tmp_path, "a", "b")
@@ -118,7 +119,7 @@ def test_storage_last_collected_by_another_configured_instance_is_refused(tmp_pa
 
 
 def test_no_history_yet_is_no_owner(tmp_path):
-    assert history.storage_owner(tmp_path / "none", "gcops-storage-" + "0" * 32) is None
+    assert history.SqliteHistory(tmp_path / "none" / "history.sqlite3").storage_owner("gcops-storage-" + "0" * 32) is None
 
 
 def test_s3_storages_are_recognised_by_endpoint_bucket_and_root():
@@ -149,3 +150,27 @@ def test_a_screen_that_cannot_look_refuses_that_instance_only(tmp_path):
     history.db_path(tmp_path).write_text("not a database\n")        # the history cannot be read
     refusals = shared_storage.screen(cfg, seen[1:], log).refusals
     assert list(refusals) == ["b"] and "history of who collected its storage could not be read" in refusals["b"]
+
+
+def test_a_shared_history_that_is_down_screens_against_this_machines_copy(tmp_path):
+    """PostgreSQL down: the run still happens (issue 20), but the owner check is never skipped: it uses the
+    owners this machine read or recorded before (its copy and its outbox), and says so."""
+    from gcops.history.postgresql import PostgresHistory
+
+    cfg = config(tmp_path, "a", "b")
+    sid, other = "gcops-storage-" + "e" * 32, "gcops-storage-" + "f" * 32
+    down = PostgresHistory("postgresql://gcops@127.0.0.1:1/gcops", None)      # nothing listens on port 1
+    log = structlog.get_logger()
+    assert shared_storage.screen(cfg, [Sighting(cfg.instances[1], "/srv/reg", sid)], log, down).refusals == {}
+    # this machine recorded 'a' on sid (a run kept in its outbox while the database was down)
+    history.Outbox(tmp_path).keep({"run_id": "20261101T000000Z-aaaa", "instances": []},
+                                  [history.StorageOwner.at(sid, "a", "20261101T000000Z-aaaa",
+                                                           datetime(2026, 11, 1, tzinfo=timezone.utc))])
+    refusals = shared_storage.screen(cfg, [Sighting(cfg.instances[1], "/srv/reg", sid)], log, down).refusals
+    assert "'a' (run 20261101T000000Z-aaaa)" in refusals["b"]
+    # an owner read from a reachable history earlier is remembered for the day it is down
+    up = history.SqliteHistory(history.db_path(tmp_path / "up"))
+    up.record_storage_owners([history.StorageOwner.at(other, "a", "run-9", datetime(2026, 11, 2, tzinfo=timezone.utc))])
+    assert shared_storage.screen(cfg, [Sighting(cfg.instances[0], "/srv/o", other)], log, up).refusals == {}
+    refusals = shared_storage.screen(cfg, [Sighting(cfg.instances[1], "/srv/o", other)], log, down).refusals
+    assert "'a' (run run-9)" in refusals["b"]
