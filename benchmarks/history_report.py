@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.report import machine  # noqa: E402
-from gcops.history import SqliteHistory, db_path  # noqa: E402
-from gcops.history.postgresql import PostgresHistory  # noqa: E402
+from gcops.state.history import SqliteHistory, db_path  # noqa: E402
+from gcops.state.history.postgresql import PostgresHistory  # noqa: E402
 from tests.harness.postgres import start_postgres  # noqa: E402
 
 GOAL_SECONDS = 2.0

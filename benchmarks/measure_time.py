@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gcops.registry.storage import measure_command, parse_measurement  # noqa: E402
+from gcops.storage.filesystem import measure_command, parse_measurement  # noqa: E402
 
 DROP = Path("/proc/sys/vm/drop_caches")
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.build_registry import build  # noqa: E402
 from gcops.config import RetentionRule  # noqa: E402
-from gcops.hosts import LocalHost  # noqa: E402
+from gcops.transport.hosts import LocalHost  # noqa: E402
 from gcops.registry.untagged import UntaggedScan  # noqa: E402
 from gcops.retention import RetentionStep  # noqa: E402
 

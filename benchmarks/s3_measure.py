@@ -39,12 +39,12 @@ ROOT = "registry/"
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from gcops.registry.s3_listing import list_sequential, list_storage
+from gcops.storage.s3_listing import list_sequential, list_storage
 import boto3
 from botocore.config import Config
 kind, url, bucket, root, concurrency = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
 if kind == "gcops":     # gcops' own client factory
-    from gcops.registry.s3 import S3Settings, make_client
+    from gcops.storage.s3 import S3Settings, make_client
     client = make_client(S3Settings(bucket=bucket, region="us-east-1", endpoint_url=url, rootdirectory=root.strip("/"),
                                     path_style=True, verify_tls=False, access_key="testing", secret_key="testing",
                                     concurrency=concurrency))

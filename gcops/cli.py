@@ -212,7 +212,7 @@ def report(ctx, since, until, instance, fmt, wide, output_path):
     """Reclaimed space per run and instance, over time (needs only [gcops] of the config)."""
     from gcops.actions.report import report as do_report
     from gcops.errors import GcopsError
-    from gcops.history import open_history
+    from gcops.state.history import open_history
 
     settings = ctx.obj.settings()
     try:
@@ -239,7 +239,7 @@ def history_import(ctx, source):
     """Copy a SQLite history into the PostgreSQL one ([gcops] history); runs already there are left as
     they are, so importing twice copies nothing the second time (needs only [gcops] of the config)."""
     from gcops.actions.history_import import ImportRefused, import_history
-    from gcops.history import HistoryError
+    from gcops.state.history import HistoryError
 
     try:
         outcome = import_history(ctx.obj.settings(), source)

@@ -5,11 +5,12 @@ from typing import Sequence
 
 import structlog
 
-from gcops import preflight, shared_storage
+from gcops.maintenance import preflight
+from gcops.storage import identity
 from gcops.actions.common import map_parallel
 from gcops.config import Config, Instance
 from gcops.errors import GcopsError
-from gcops.hosts import connect
+from gcops.transport.hosts import connect
 from gcops.maintenance import ssh_settings
 
 
@@ -41,9 +42,9 @@ def check(config: Config, targets: Sequence[str], parallel: int | None = None) -
     instances = config.select(targets)
     results = map_parallel(check_instance, instances, parallel or config.settings.parallel)
     # a storage another targeted instance shares (ids only read, never created)
-    sightings = map_parallel(lambda i: shared_storage.sight(i, create=False), instances,
+    sightings = map_parallel(lambda i: identity.sight(i, create=False), instances,
                              parallel or config.settings.parallel)
-    refusals = shared_storage.screen(config, sightings, structlog.get_logger()).refusals
+    refusals = identity.screen(config, sightings, structlog.get_logger()).refusals
     for result, seen in zip(results, sightings):
         if seen.storage_id or seen.error:
             why = refusals.get(result["name"])

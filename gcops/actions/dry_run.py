@@ -15,16 +15,20 @@ import shlex
 
 import structlog
 
-from gcops import hostside, preflight, shared_storage
+from gcops import hostside
+from gcops.maintenance import preflight
+from gcops.storage import identity
 from gcops.actions.run import RunRequest, options_for
 from gcops.config import Config, Instance
 from gcops.errors import GcopsError, Refused
-from gcops.hosts import connect
+from gcops.transport.hosts import connect
 from gcops.maintenance import ssh_settings
 from gcops.maintenance.collect import RegistryGC
 from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.node import Node, enter_command_for, plan_for
-from gcops.registry import s3, storage, untagged
+from gcops.registry import untagged
+from gcops.storage import s3
+from gcops.storage import filesystem
 from gcops.retention import RetentionStep
 
 LONG_ARGUMENT = 160
@@ -80,7 +84,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
                 raise Refused(s3.DELETE_UNTAGGED_REFUSED)
             _step(steps, "this machine" if on_s3 else first.address, "measure",
                   f"list {root} (ListObjectsV2, in parallel)" if on_s3
-                  else hostside.storage_check_command(root, storage.measure_command(root)))
+                  else hostside.storage_check_command(root, filesystem.measure_command(root)))
             if opts.delete_untagged:
                 _step(steps, first.address, "find_untagged", untagged.listing_command(root))
             retention = None
@@ -127,7 +131,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             for node in nodes[:1] + nodes[1:][::-1]:
                 _step(steps, node.address, "restore", hostside.leave_command(node.plan))
             _step(steps, "this machine" if on_s3 else first.address, "measure",
-                  f"list {root} again" if on_s3 else storage.measure_command(root))
+                  f"list {root} again" if on_s3 else filesystem.measure_command(root))
             if opts.mode == "concurrent":
                 _step(steps, first.address, "cleanup", collector.cleanup_command(first))
     except GcopsError as exc:   # this instance cannot run; the others are still described
@@ -142,12 +146,12 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
 
 
 def dry_run(config: Config, request: RunRequest) -> dict:
-    from gcops.results import new_run_id
+    from gcops.state.results import new_run_id
 
     run_id = new_run_id()
     instances = config.select(request.targets)
     # the shared-storage refusal a real run would make (ids only read, never created)
-    shared = shared_storage.screen(config, [shared_storage.sight(i, create=False) for i in instances],
+    shared = identity.screen(config, [identity.sight(i, create=False) for i in instances],
                                    structlog.get_logger()).refusals
     described = [describe_instance(i, request, run_id) for i in instances]
     for d in described:

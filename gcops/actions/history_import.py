@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gcops.errors import UsageError
-from gcops.history import SqliteHistory, db_path, open_history
+from gcops.state.history import SqliteHistory, db_path, open_history
 
 
 class ImportRefused(UsageError):

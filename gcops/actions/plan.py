@@ -11,14 +11,15 @@ from typing import Sequence
 
 import structlog
 
-from gcops import preflight
-from gcops.concurrent import describe as describe_concurrent
+from gcops.maintenance import preflight
+from gcops.maintenance.concurrent_sweep import describe as describe_concurrent
 from gcops.actions.common import cancel_on_signals, map_parallel
 from gcops.config import Config, Instance
 from gcops.errors import Cancelled, GcopsError, HostError, Refused
-from gcops.hosts import connect
+from gcops.transport.hosts import connect
 from gcops.maintenance import gc_command, ssh_settings
-from gcops.registry import s3, storage
+from gcops.storage import s3
+from gcops.storage import filesystem
 from gcops.registry.gc_output import GCOutputParser
 from gcops.registry.untagged import UntaggedScan
 from gcops.retention import RetentionRefused, RetentionStep
@@ -85,8 +86,8 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
             if facts.bucket is not None:   # blob sizes from the bucket
                 sized = s3.blob_sizes(facts.bucket.settings, digests)[0]
             else:
-                sized = storage.parse_bytes(host.run(storage.blobs_size_command(root),
-                                                     input=storage.blob_paths_input(digests), timeout=None).text,
+                sized = filesystem.parse_bytes(host.run(filesystem.blobs_size_command(root),
+                                                     input=filesystem.blob_paths_input(digests), timeout=None).text,
                                             "blob_bytes.sh") if digests else 0
         out["eligible_blobs"] = (summary.blobs_eligible or 0) + len(extra)
         out["eligible_manifests"] = (summary.manifests_eligible or 0) + manifests

@@ -16,12 +16,14 @@ from typing import Sequence
 
 import structlog
 
-from gcops import hostside, journal, preflight
+from gcops import hostside
+from gcops.state import journal
+from gcops.maintenance import preflight
 from gcops.config import Config, Instance
 from gcops.hostside import scripts
 from gcops.hostside.kv import parse_kv_all
 from gcops.errors import GcopsError
-from gcops.hosts import Host, connect
+from gcops.transport.hosts import Host, connect
 from gcops.maintenance import ssh_settings
 
 

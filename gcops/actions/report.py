@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from gcops.history import SqlHistory
+from gcops.state.history import SqlHistory
 from gcops.textfiles import write_atomically
 from gcops.report.render import FORMATS, render_report
 

@@ -7,13 +7,15 @@ from typing import Callable, Sequence
 
 import structlog
 
-from gcops import history, hooks, shared_storage
+from gcops.state import history
+from gcops.maintenance import hooks
+from gcops.storage import identity
 from gcops.actions.common import cancel_on_signals, map_parallel
 from gcops.config import Config, Instance
 from gcops.errors import GcopsError
 from gcops.maintenance import InstanceCycle, RunOptions
 from gcops.report.metrics import write_metrics
-from gcops.results import InstanceResult, exit_code_for, new_run_id, run_document
+from gcops.state.results import InstanceResult, exit_code_for, new_run_id, run_document
 
 
 @dataclass(frozen=True)
@@ -52,15 +54,15 @@ def run(config: Config, request: RunRequest,
     log.info("run_started", run_id=run_id, instances=[i.name for i in instances], parallel=parallel)
     with cancel_on_signals() as cancel:
         # before any instance's cycle starts (so before any window opens), read every
-        # targeted instance's storage id; instances sharing a storage are refused (shared_storage.py).
+        # targeted instance's storage id; instances sharing a storage are refused (storage/identity.py).
         # A pre-phase, not a barrier inside the cycles: with --parallel < instances a barrier deadlocks.
-        screening = shared_storage.screen(
-            config, map_parallel(lambda i: shared_storage.sight(i, create=True), instances, parallel), log, store)
+        screening = identity.screen(
+            config, map_parallel(lambda i: identity.sight(i, create=True), instances, parallel), log, store)
 
         def work(instance: Instance) -> InstanceResult:
             if instance.name in screening.refusals:
                 opts = options_for(instance, request)
-                return shared_storage.refused_result(instance, opts.mode, opts.delete_untagged,
+                return identity.refused_result(instance, opts.mode, opts.delete_untagged,
                                                      screening.refusals[instance.name])
             if cancel.is_set():
                 result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
@@ -76,7 +78,7 @@ def run(config: Config, request: RunRequest,
     code = exit_code_for(results, interrupted)
     doc = run_document("run", run_id, started, datetime.now(timezone.utc), False, results, code)
     recording = history.record_or_keep(store, state_dir, doc,
-                                       shared_storage.owned_storages(screening, results, run_id, started))
+                                       identity.owned_storages(screening, results, run_id, started))
     _write_metrics(config, doc, log, recording.waiting)
     if not recording.recorded:
         # the registries are as they should be, the record is kept: exit 1 (SPEC: failed, all restored)

@@ -6,8 +6,8 @@ blob. A purge that fails raises WindowFailed: the run fails, never silently ok.
 """
 from __future__ import annotations
 
-from gcops import window_guards
-from gcops.hosts import HostError
+from gcops.maintenance import guards
+from gcops.transport.hosts import HostError
 from gcops.maintenance.collect import Collected
 from gcops.maintenance.node import Node, WindowFailed
 from gcops.registry.redis_cache import PurgeFailed, RedisSettings
@@ -26,7 +26,7 @@ class RedisDescriptorPurge:
         if not collected.started:
             return
         try:
-            self.outcome = window_guards.purge_redis(node.host, self.settings, node.facts.storage_root,
+            self.outcome = guards.purge_redis(node.host, self.settings, node.facts.storage_root,
                                                      collected.deleted_digests)
         except (PurgeFailed, HostError) as exc:
             raise WindowFailed(f"{node.address}: stale blob descriptors may remain in the registry's Redis cache "

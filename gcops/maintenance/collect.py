@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from gcops import hostside
 from gcops.errors import HostError, WindowFailed
 from gcops.hostside import outcomes, scripts
-from gcops.hosts import ConnectionLost
+from gcops.transport.hosts import ConnectionLost
 from gcops.maintenance.in_window import InWindow
 from gcops.maintenance.node import Node, gc_command
 from gcops.registry.gc_output import GCOutputParser, GCSummary
 from gcops.registry.untagged import UntaggedScan, delete_input
 from gcops.retention.step import unlinked
-from gcops.step_figures import StepFigures, StepStatus
+from gcops.maintenance.step_figures import StepFigures, StepStatus
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`--mode concurrent` as a collector of the window (see gcops/concurrent.py for the mechanism and its proof).
+"""`--mode concurrent` as a collector of the window (see gcops/maintenance/concurrent_sweep.py for the mechanism and its proof).
 
 `prepare` runs before the window, writes still accepted: the marker and the registry's own
 GC in dry-run (the mark; it can take as long as a GC while the registry keeps taking pushes).
@@ -13,10 +13,10 @@ import threading
 import time
 
 from gcops import hostside
-from gcops.concurrent import ConcurrentCollection, ConcurrentError, CollectOutcome, describe, parse_collect, work_dir
+from gcops.maintenance.concurrent_sweep import ConcurrentCollection, ConcurrentError, CollectOutcome, describe, parse_collect, work_dir
 from gcops.errors import GcopsError
 from gcops.hostside import scripts
-from gcops.hosts import HostError
+from gcops.transport.hosts import HostError
 from gcops.maintenance.collect import Collected, RegistryGC
 from gcops.maintenance.node import Node, WindowFailed, gc_command
 from gcops.registry.gc_output import GCSummary

@@ -9,23 +9,25 @@ from typing import Callable
 
 import structlog
 
-from gcops import hostside, preflight
+from gcops import hostside
+from gcops.maintenance import preflight
 from gcops.config import Instance
 from gcops.hostside import recover_command
 from gcops.errors import Cancelled, GcopsError, HostError, LockHeld, Refused, WindowFailed
-from gcops.hosts import connect
-from gcops import window_guards
+from gcops.transport.hosts import connect
+from gcops.maintenance import guards
 from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
 from gcops.maintenance.concurrent import ConcurrentGC
 from gcops.maintenance.in_window import InWindow, run_step
 from gcops.maintenance.node import Node, NodeState, plan_for, ssh_settings
 from gcops.maintenance.window import Window
-from gcops.registry import s3, storage
+from gcops.storage import s3
+from gcops.storage import filesystem
 from gcops.registry.config_file import RegistryConfigError
 from gcops.retention import RetentionStep
-from gcops.step_figures import StepStatus
-from gcops.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
+from gcops.maintenance.step_figures import StepStatus
+from gcops.state.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class InstanceCycle:
                                       s3_overrides=self.instance.s3)
         preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
 
-    def _measured_before(self) -> storage.StorageSnapshot:
+    def _measured_before(self) -> filesystem.StorageSnapshot:
         snap = self.gc_node.facts.snapshot
         self._record_snapshot(snap, "before")
         self.on_step(self.instance.name, "measure_before", storage_bytes=snap.storage_bytes)
@@ -155,7 +157,7 @@ class InstanceCycle:
             untagged.prepare()
             self.steps.append(untagged)
         try:  # a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
-            redis = window_guards.redis_settings_of(self.gc_node.facts.config_bytes)
+            redis = guards.redis_settings_of(self.gc_node.facts.config_bytes)
         except RegistryConfigError as exc:
             raise Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
         if redis is not None:
@@ -228,7 +230,7 @@ class InstanceCycle:
             raise WindowFailed(error)
 
     # -- after -----------------------------------------------------------------------------------
-    def _settle(self, before: storage.StorageSnapshot | None) -> None:
+    def _settle(self, before: filesystem.StorageSnapshot | None) -> None:
         """Whatever happened: the window's figures, the notes of every node, and the storage measured
         again whenever this run may have changed it (a GC stopped mid-sweep has freed space too)."""
         window = self.window
@@ -264,7 +266,7 @@ class InstanceCycle:
             if self.result.blobs_deleted is None and touched:
                 self.result.blobs_deleted = max(0, before.blobs - after.blobs)
 
-    def _measure(self, step: str) -> storage.StorageSnapshot:
+    def _measure(self, step: str) -> filesystem.StorageSnapshot:
         node = self.gc_node
         self._step(step, host=node.address)
         if node.host is None:
@@ -274,11 +276,11 @@ class InstanceCycle:
             snap = s3.measure(node.facts.bucket.settings, self._measure_progress(step))
         else:
             try:
-                out = node.host.run(storage.measure_command(node.facts.storage_root), timeout=None).text
+                out = node.host.run(filesystem.measure_command(node.facts.storage_root), timeout=None).text
             except HostError:
-                out = node.reconnect(self.instance).run(storage.measure_command(node.facts.storage_root),
+                out = node.reconnect(self.instance).run(filesystem.measure_command(node.facts.storage_root),
                                                         timeout=None).text
-            snap = storage.parse_measurement(out)
+            snap = filesystem.parse_measurement(out)
         self.on_step(self.instance.name, step, storage_bytes=snap.storage_bytes)
         self.log.info(f"{step}_done", host=node.address, storage_bytes=snap.storage_bytes, blobs=snap.blobs,
                       fs_used_bytes=snap.fs_used_bytes, seconds=round(time.monotonic() - t0, 3))
@@ -288,7 +290,7 @@ class InstanceCycle:
         """on_progress(objects, bytes) for a long bucket listing: the live table shows the bytes so far."""
         return lambda objects, size: self.on_step(self.instance.name, step, storage_bytes=size)
 
-    def _record_snapshot(self, snap: storage.StorageSnapshot, when: str) -> None:
+    def _record_snapshot(self, snap: filesystem.StorageSnapshot, when: str) -> None:
         setattr(self.result, f"storage_bytes_{when}", snap.storage_bytes)
         setattr(self.result, f"fs_used_bytes_{when}", snap.fs_used_bytes)
         setattr(self.result, f"blobs_{when}", snap.blobs)

@@ -23,8 +23,8 @@ from typing import Callable
 from gcops import hostside
 from gcops.errors import Cancelled, WindowFailed
 from gcops.hostside import outcomes
-from gcops.step_figures import StepStatus
-from gcops.hosts import CommandTimeout, ConnectionLost, Result
+from gcops.maintenance.step_figures import StepStatus
+from gcops.transport.hosts import CommandTimeout, ConnectionLost, Result
 
 
 class DeadlineHost:

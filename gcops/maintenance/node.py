@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 
-from gcops import hostside, journal, preflight, window_guards
-from gcops.registry import s3
+from gcops import hostside
+from gcops.state import journal
+from gcops.maintenance import preflight
+from gcops.maintenance import guards
+from gcops.storage import s3
 from gcops.config import Instance
 from gcops.errors import LockHeld, Refused, WindowFailed
 from gcops.hostside import outcomes
-from gcops.hosts import Host, HostError, SSHSettings, connect
+from gcops.transport.hosts import Host, HostError, SSHSettings, connect
 from gcops.playbooks import render
 from gcops.registry.config_file import RegistryConfigError, with_read_only
 
@@ -184,7 +187,7 @@ def verify(node: Node, entered: outcomes.EnterOutcome, instance: Instance | None
         node.verified = True
         return
     if check.needs_credentials and instance is not None and instance.probe is not None:
-        verdict = window_guards.prove_read_only(node.host, node.plan.url, instance.probe, instance=instance.name,
+        verdict = guards.prove_read_only(node.host, node.plan.url, instance.probe, instance=instance.name,
                                                 host_ca_file=node.plan.ca_file)
         if not verdict.ok_to_collect:
             raise WindowFailed(f"{node.address}: {verdict.reason}")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from gcops.hosts import ForwardingRefused, Host, HostError
+from gcops.transport.hosts import ForwardingRefused, Host, HostError
 from gcops.hostside import scripts
 
 TIMEOUT = 15.0

@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 import structlog
 
-from gcops.hosts import Host, HostError
+from gcops.transport.hosts import Host, HostError
 from gcops.hostside import scripts
 from gcops.hostside.kv import parse_kv_all
 from gcops.registry.config_file import RegistryConfigError, _load

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 from gcops.hostside import scripts
-from gcops.registry.storage import parse_bytes
+from gcops.storage.filesystem import parse_bytes
 
 HEX = re.compile(r"^[0-9a-f]{64}$")
 REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from gcops.errors import ParseError
 from gcops.hostside import scripts
-from gcops.hosts import Host
+from gcops.transport.hosts import Host
 from gcops.registry.untagged import HEX, REPO
 from gcops.retention.policy import TagFact
 

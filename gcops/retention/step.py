@@ -21,12 +21,12 @@ import structlog
 from gcops.config import RetentionRule
 from gcops.hostside import scripts
 from gcops.errors import ParseError, WindowFailed
-from gcops.hosts import Host
-from gcops.step_figures import StepFigures, StepStatus
-from gcops.preflight import Refused
+from gcops.transport.hosts import Host
+from gcops.maintenance.step_figures import StepFigures, StepStatus
+from gcops.maintenance.preflight import Refused
 from gcops.registry.untagged import (HEX, REPO, RepoManifests, UntaggedScan, delete_input, listing_command,
                                      parse_listing, reached)
-from gcops.registry.storage import parse_bytes
+from gcops.storage.filesystem import parse_bytes
 from gcops.retention.listing import ConfigReader, parse_tags
 from gcops.retention.policy import Deletion, TagFact, confirmed, evaluate, left_with_tags
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gcops.hosts import ForwardingRefused, SSHSettings, connect
+from gcops.transport.hosts import ForwardingRefused, SSHSettings, connect
 from gcops.registry import host_http, probe
 from tests.harness import images, services
 from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, write_config

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gcops.history import HistoryError, SqliteHistory, StorageOwner, db_path, migrations, schema_version
-from gcops.history.postgresql import PostgresHistory
+from gcops.state.history import HistoryError, SqliteHistory, StorageOwner, db_path, migrations, schema_version
+from gcops.state.history.postgresql import PostgresHistory
 from tests.harness.gcops_cli import REPO, gcops_env, json_doc, run_gcops
 from tests.unit.test_history import RUN_1, RUN_2, instance_result, run_document
 
@@ -84,7 +84,7 @@ def test_postgresql_appended_migration_upgrades_and_a_broken_one_changes_nothing
 
 WRITER = textwrap.dedent("""
     import sys
-    from gcops.history.postgresql import PostgresHistory
+    from gcops.state.history.postgresql import PostgresHistory
     from tests.unit.test_history import instance_result, run_document
     url, password, tag = sys.argv[1:4]
     store = PostgresHistory(url, password)

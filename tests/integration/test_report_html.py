@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gcops.history import SqliteHistory, db_path
+from gcops.state.history import SqliteHistory, db_path
 from tests.harness.gcops_cli import run_gcops
 from tests.unit.test_report import result, run
 

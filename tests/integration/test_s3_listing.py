@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gcops.registry.s3_listing import list_sequential, list_storage
+from gcops.storage.s3_listing import list_sequential, list_storage
 from tests.harness.s3proxy import DelayProxy
 from tests.harness.s3server import start_s3_server
 

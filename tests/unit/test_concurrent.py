@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gcops import concurrent
+from gcops.maintenance import concurrent_sweep
 from gcops.hostside import scripts
 from gcops.registry.gc_output import GCOutputParser
 
@@ -104,24 +104,24 @@ class Tree:
 
 # -- pure parts ----------------------------------------------------------------------------------------
 def test_parse_mark_and_its_failures():
-    out = concurrent.parse_mark("marked_at=10.5\ngc_start=11.0\ngc_end=13.5\ngc_exit=0\ncandidates=7\n")
+    out = concurrent_sweep.parse_mark("marked_at=10.5\ngc_start=11.0\ngc_end=13.5\ngc_exit=0\ncandidates=7\n")
     assert out.candidates == 7 and out.gc_seconds == 2.5 and out.gc_exit == 0
-    failed = concurrent.parse_mark("gc_exit=1\ngc_error=configuration error: open x\n")
+    failed = concurrent_sweep.parse_mark("gc_exit=1\ngc_error=configuration error: open x\n")
     assert failed.candidates is None and failed.errors == ("configuration error: open x",)
-    with pytest.raises(concurrent.ConcurrentError, match="clock_stuck"):
-        concurrent.parse_mark("clock_stuck=/x/.gcops-mark-1\n", 13)
-    with pytest.raises(concurrent.ConcurrentError):
-        concurrent.parse_mark("marked_at=1\n")       # cut off: no GC exit status
+    with pytest.raises(concurrent_sweep.ConcurrentError, match="clock_stuck"):
+        concurrent_sweep.parse_mark("clock_stuck=/x/.gcops-mark-1\n", 13)
+    with pytest.raises(concurrent_sweep.ConcurrentError):
+        concurrent_sweep.parse_mark("marked_at=1\n")       # cut off: no GC exit status
 
 
 DELTA = "links=3\nmanifests_read=1\nprotected=5\nbad_links=0\nunreadable_count=0\n"
 
 
 def test_parse_collect():
-    out = concurrent.parse_collect(DELTA + "candidates=4\nspared=1\nswept=3\ncollect_exit=0\n")
-    assert (out.delta.links, out.delta.protected, out.sweep, out.complete) == (3, 5, concurrent.SweepOutcome(4, 1, 3),
+    out = concurrent_sweep.parse_collect(DELTA + "candidates=4\nspared=1\nswept=3\ncollect_exit=0\n")
+    assert (out.delta.links, out.delta.protected, out.sweep, out.complete) == (3, 5, concurrent_sweep.SweepOutcome(4, 1, 3),
                                                                               True)
-    stopped = concurrent.parse_collect(DELTA + "candidates=4\nspared=1\nswept=2\ncollect_exit=2\n")
+    stopped = concurrent_sweep.parse_collect(DELTA + "candidates=4\nspared=1\nswept=2\ncollect_exit=2\n")
     assert not stopped.complete and stopped.sweep.swept == 2
 
 
@@ -136,8 +136,8 @@ def test_parse_collect():
     ("clock_went_back=/r/.gcops-mark-1\ncollect_exit=1\n", 0, "nothing was swept"),
 ])
 def test_parse_collect_refuses_what_it_cannot_vouch_for(text, code, match):
-    with pytest.raises(concurrent.ConcurrentError, match=match):
-        concurrent.parse_collect(text, code)
+    with pytest.raises(concurrent_sweep.ConcurrentError, match=match):
+        concurrent_sweep.parse_collect(text, code)
 
 
 # -- the scripts, for real -----------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def _mark_candidates(shell, tmp_path, fixture: Path) -> list[str]:
     p = run_script(shell, "concurrent_mark", tree.root, work, "r1", f"cat {fixture} >&2")
     assert p.returncode == 0, p.stdout + p.stderr
     got = (work / "candidates").read_text().split()
-    assert concurrent.parse_mark(p.stdout, p.returncode).candidates == len(got)
+    assert concurrent_sweep.parse_mark(p.stdout, p.returncode).candidates == len(got)
     return got
 
 
@@ -187,7 +187,7 @@ def test_mark_reports_a_failed_gc_and_keeps_no_candidates(shell, tmp_path):
     work = tmp_path / "w"
     p = run_script(shell, "concurrent_mark", tree.root, work, "r2",
                    f"cat {FIXTURES / 'upstream-config-error.stdout'}; exit 1")
-    out = concurrent.parse_mark(p.stdout, p.returncode)
+    out = concurrent_sweep.parse_mark(p.stdout, p.returncode)
     assert out.gc_exit == 1 and out.candidates is None and not (work / "candidates").exists()
     assert out.errors and "configuration error" in out.errors[0]
 
@@ -220,7 +220,7 @@ def test_delta_protects_new_links_and_what_their_manifests_reach(shell, tmp_path
     (work / "candidates").write_text("".join(f"{d}\n" for d in sorted(everything)))
     p = run_script(shell, "concurrent_collect", t.root, work, "r")
     assert p.returncode == 0, p.stdout + p.stderr
-    out = concurrent.parse_collect(p.stdout)
+    out = concurrent_sweep.parse_collect(p.stdout)
     d = out.delta
     protected = set((work / "protected").read_text().split())
     assert {b for b in everything if t.has_blob(b)} == protected & everything   # swept: all the rest
@@ -251,7 +251,7 @@ def test_delta_sees_links_of_the_mark_and_of_the_window_alike(shell, tmp_path):
     push = f"mkdir -p {shlex.quote(str(rev))} && printf %s {during} > {shlex.quote(str(rev / 'link'))}"
     p = run_script(shell, "concurrent_mark", t.root, work, "r", push)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert concurrent.parse_mark(p.stdout).gc_exit == 0
+    assert concurrent_sweep.parse_mark(p.stdout).gc_exit == 0
     assert (work / "links.a").read_text().split() == [f"./ns/app/_manifests/revisions/sha256/{during[7:]}/link"]
     watch = set((work / "watch").read_text().split())
     # a leaf whose link is newer than the first marker stays watched: were that link removed and written
@@ -274,7 +274,7 @@ def test_delta_sees_links_of_the_mark_and_of_the_window_alike(shell, tmp_path):
     (work / "candidates").write_text("".join(f"{d}\n" for d in candidates))
     p = run_script(shell, "concurrent_collect", t.root, work, "r")
     assert p.returncode == 0, p.stdout + p.stderr
-    out = concurrent.parse_collect(p.stdout)
+    out = concurrent_sweep.parse_collect(p.stdout)
     assert (out.sweep.swept, out.sweep.spared) == (1, 10)
     assert not t.has_blob(garbage) and all(t.has_blob(d) for d in candidates if d != garbage)
     assert out.delta.manifests_read == 3
@@ -289,8 +289,8 @@ def test_an_unreadable_manifest_stops_the_sweep(shell, tmp_path):
     t.link(f"x/y/_manifests/revisions/sha256/{ghost[7:]}/link", ghost)
     p = run_script(shell, "concurrent_collect", t.root, work, "r")
     assert p.returncode == 0 and f"unreadable={ghost}" in p.stdout.splitlines()
-    with pytest.raises(concurrent.ConcurrentError, match="cannot be read"):
-        concurrent.parse_collect(p.stdout, p.returncode)
+    with pytest.raises(concurrent_sweep.ConcurrentError, match="cannot be read"):
+        concurrent_sweep.parse_collect(p.stdout, p.returncode)
     assert t.has_blob(blob)                       # nothing swept
 
 
@@ -303,7 +303,7 @@ def test_sweep_deletes_unprotected_candidates_only_in_batches(shell, tmp_path):
     (work / "candidates").write_text("\n".join(blobs[:590] + [live, "sha256:../../etc", "sha256:" + "f" * 64]) + "\n")
     p = run_script(shell, "concurrent_collect", t.root, work, "r", 256)
     assert p.returncode == 0, p.stdout + p.stderr
-    out = concurrent.parse_collect(p.stdout)
+    out = concurrent_sweep.parse_collect(p.stdout)
     assert (out.sweep.candidates, out.sweep.spared, out.sweep.swept) == (593, 1, 591)  # 3 batches of <= 256
     assert out.delta_seconds is not None and out.sweep_seconds is not None
     assert not any(t.has_blob(b) for b in blobs[:590]) and all(t.has_blob(b) for b in blobs[590:] + [live])
@@ -333,7 +333,7 @@ def test_sweep_deletes_in_place_what_it_cannot_move(shell, tmp_path):
     argv, env = shell
     p = subprocess.run(argv + [scripts.text("concurrent_collect"), "c", str(t.root), str(work), "r", "8"],
                        capture_output=True, text=True, timeout=60, env={**env, "PATH": f"{stub}:{env['PATH']}"})
-    out = concurrent.parse_collect(p.stdout, p.returncode)
+    out = concurrent_sweep.parse_collect(p.stdout, p.returncode)
     assert out.complete and out.sweep.swept == 20
     assert not any(t.has_blob(b) for b in blobs[:20]) and all(t.has_blob(b) for b in blobs[20:])
 
@@ -352,7 +352,7 @@ def test_sweep_deletes_in_place_when_the_blobs_are_another_mount(tmp_path):
                         scripts.text("concurrent_collect"), "c", str(t.root), str(work), "r"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
-    out = concurrent.parse_collect(p.stdout)
+    out = concurrent_sweep.parse_collect(p.stdout)
     assert out.sweep.by == "remove" and out.sweep.swept == 15
     assert not (t.root / ".gcops-trash-r").exists()
 
@@ -374,8 +374,8 @@ def test_a_storage_clock_gone_back_stops_the_sweep(shell, tmp_path):
     os.utime(t.root / ".gcops-mark-r", (future, future))
     p = run_script(shell, "concurrent_collect", t.root, work, "r")
     assert "clock_went_back" in p.stdout and t.has_blob(blob)
-    with pytest.raises(concurrent.ConcurrentError, match="clock went back"):
-        concurrent.parse_collect(p.stdout, p.returncode)
+    with pytest.raises(concurrent_sweep.ConcurrentError, match="clock went back"):
+        concurrent_sweep.parse_collect(p.stdout, p.returncode)
 
 
 def test_sigterm_stops_the_sweep_between_batches_only(fast_tmp):
@@ -395,7 +395,7 @@ def test_sigterm_stops_the_sweep_between_batches_only(fast_tmp):
     left = sum(t.has_blob(b) for b in blobs)
     time.sleep(0.2)                                # had a deletion outlived the shell, it would show now
     assert sum(t.has_blob(b) for b in blobs) == left
-    res = concurrent.parse_collect(out)
+    res = concurrent_sweep.parse_collect(out)
     assert res.sweep.swept % 256 == 0 and res.sweep.swept == len(blobs) - left
     assert res.sweep.swept >= 256                  # the batch under way was finished
     if left:                                       # stopped part-way (a very fast machine may finish first)

@@ -398,8 +398,8 @@ def test_no_probe_table_means_no_credentials(tmp_path):
 
 
 def test_history_url_and_password_file_are_read_at_load_time(tmp_path):
-    from gcops.history import SqliteHistory, open_history
-    from gcops.history.postgresql import PostgresHistory
+    from gcops.state.history import SqliteHistory, open_history
+    from gcops.state.history.postgresql import PostgresHistory
 
     assert load_config(write_config(tmp_path, INSTANCE)).settings.history is None
     assert isinstance(open_history(load_config(write_config(tmp_path, INSTANCE)).settings), SqliteHistory)

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gcops.history import HistoryError, SqliteHistory, db_path, migrations, schema_version
-from gcops.history.rows import INSTANCE_COLUMNS, instance_rows, run_row
+from gcops.state.history import HistoryError, SqliteHistory, db_path, migrations, schema_version
+from gcops.state.history.rows import INSTANCE_COLUMNS, instance_rows, run_row
 
 
 def record_run(state_dir, run):

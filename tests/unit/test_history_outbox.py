@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from gcops.history import Outbox, SqliteHistory, StorageOwner, db_path, record_or_keep
+from gcops.state.history import Outbox, SqliteHistory, StorageOwner, db_path, record_or_keep
 from tests.unit.test_history import RUN_1, RUN_2
 
 

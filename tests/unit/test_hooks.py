@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from gcops import hooks
-from gcops.hooks import run_hook
+from gcops.maintenance import hooks
+from gcops.maintenance.hooks import run_hook
 
 RUN = {
     "run_id": "20261129T020000Z-3f2a", "command": "run", "dry_run": False,

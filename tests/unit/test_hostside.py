@@ -138,7 +138,7 @@ def test_parse_leave():
 def test_a_failing_host_script_is_named_with_its_exit_code_and_output(tmp_path):
     """Scripts go as `/bin/sh -c <text> gcops-<name> ...`: the error names the script, not /bin/sh
     (a real /bin/sh runs them here)."""
-    from gcops.hosts import CommandFailed, CommandTimeout, LocalHost
+    from gcops.transport.hosts import CommandFailed, CommandTimeout, LocalHost
 
     with pytest.raises(CommandFailed) as failed:
         LocalHost().run(scripts.command("enter", "bogus=1"))
@@ -194,7 +194,7 @@ exec {shutil.which("sha256sum")} "$@"
 def test_a_lock_without_its_own_deadline_is_held_until_long_unarmed():
     """preflight.sh prints a lock's deadline only once its holder wrote it (after taking the lock); a lock just
     taken is held, whatever an earlier run's deadline file says."""
-    from gcops.preflight import UNARMED_LOCK_SECONDS, NodeFacts
+    from gcops.maintenance.preflight import UNARMED_LOCK_SECONDS, NodeFacts
 
     def facts(lock: str, since: int, now: int = 10_000) -> NodeFacts:
         return NodeFacts("h", kv={"lock": lock, "lock_since": str(since), "now": str(now)})

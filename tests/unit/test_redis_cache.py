@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gcops.hosts import LocalHost
+from gcops.transport.hosts import LocalHost
 from gcops.registry import redis_cache
 from gcops.registry.redis_cache import PurgeFailed, RedisConfigError, RedisSettings, redis_settings
 from gcops.registry.resp import ReplyError, encode

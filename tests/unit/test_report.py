@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from gcops.actions.report import parse_moment, report
-from gcops.history import SqliteHistory, db_path
+from gcops.state.history import SqliteHistory, db_path
 from gcops.report.render import FORMATS, render_report
 from gcops.report.rows import human_bytes
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gcops.hostside import scripts
-from gcops.hosts import LocalHost
+from gcops.transport.hosts import LocalHost
 from gcops.retention.listing import ConfigReader, parse_created, parse_tags
 from gcops.retention.step import parse_outcomes
 
@@ -172,7 +172,7 @@ def local_window(root: Path, *, holder: str = "run-1", seconds: float = 60):
     from gcops.hostside import NodePlan
     from gcops.maintenance.in_window import InWindow
     from gcops.maintenance.node import Node
-    from gcops.preflight import NodeFacts
+    from gcops.maintenance.preflight import NodeFacts
 
     plan = NodePlan(run_id="run-1", owner="test", config_path=str(root / "config.yml"), registry_url="http://x",
                     mode="readonly", restart=":", stop=":", start=":", gc=":", max_window=seconds,

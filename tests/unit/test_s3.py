@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from gcops import preflight
+from gcops.maintenance import preflight
 from gcops.config import ConfigError, load_config
 from gcops.config.model import S3Overrides
-from gcops.registry import s3
+from gcops.storage import s3
 from gcops.registry.config_file import parse_registry_config
-from gcops.registry.s3_listing import _common_prefix, _groups, _is_blob_data
+from gcops.storage.s3_listing import _common_prefix, _groups, _is_blob_data
 
 CONFIG = b"""version: 0.1
 storage:

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 import structlog
 
-from gcops import history, shared_storage
-from gcops.shared_storage import IdentityError, Sighting, find_shared, identity_command, parse_identity
+from gcops.state import history
+from gcops.storage import identity
+from gcops.storage.identity import IdentityError, Sighting, find_shared, identity_command, parse_identity
 
 SHELLS = [pytest.param(shutil.which("dash") or "dash", id="dash",
                        marks=pytest.mark.skipif(not shutil.which("dash"), reason="dash not installed")),
@@ -109,13 +110,13 @@ def test_storage_last_collected_by_another_configured_instance_is_refused(tmp_pa
     log = structlog.get_logger()
     cfg = config(tmp_path, "a", "b")
     b = Sighting(cfg.instances[1], "/srv/reg", sid)
-    refusals = shared_storage.screen(cfg, [b], log).refusals
+    refusals = identity.screen(cfg, [b], log).refusals
     assert "'a' (run run-1)" in refusals["b"] and 'hosts = ["10.0.0.1", "10.0.0.2"]' in refusals["b"]
     # the same instance again, or a name the config no longer has (a rename, a merge into one HA
     # instance): no refusal
-    assert shared_storage.screen(cfg, [Sighting(cfg.instances[0], "/srv/reg", sid)], log).refusals == {}
+    assert identity.screen(cfg, [Sighting(cfg.instances[0], "/srv/reg", sid)], log).refusals == {}
     renamed = config(tmp_path, "b")
-    assert shared_storage.screen(renamed, [Sighting(renamed.instances[0], "/srv/reg", sid)], log).refusals == {}
+    assert identity.screen(renamed, [Sighting(renamed.instances[0], "/srv/reg", sid)], log).refusals == {}
 
 
 def test_no_history_yet_is_no_owner(tmp_path):
@@ -123,7 +124,7 @@ def test_no_history_yet_is_no_owner(tmp_path):
 
 
 def test_s3_storages_are_recognised_by_endpoint_bucket_and_root():
-    from gcops.shared_storage import STORAGE_ID, bucket_identity
+    from gcops.storage.identity import STORAGE_ID, bucket_identity
 
     def config(root, bucket="registry"):
         return (f"version: 0.1\nstorage:\n  s3:\n    bucket: {bucket}\n    regionendpoint: http://s3.example:9000/\n"
@@ -143,34 +144,34 @@ def test_a_screen_that_cannot_look_refuses_that_instance_only(tmp_path):
     sid = "gcops-storage-" + "d" * 32
     seen = [Sighting(cfg.instances[0], error="storage_id: /srv/reg/gcops-storage-id is not a symlink; not gcops'"),
             Sighting(cfg.instances[1], "/srv/other", sid)]
-    refusals = shared_storage.screen(cfg, seen, log).refusals
+    refusals = identity.screen(cfg, seen, log).refusals
     assert list(refusals) == ["a"]
     assert refusals["a"].startswith("shared-storage screen failed on 10.0.0.1: its storage could not be identified: "
                                     "storage_id: /srv/reg/gcops-storage-id is not a symlink")
     history.db_path(tmp_path).write_text("not a database\n")        # the history cannot be read
-    refusals = shared_storage.screen(cfg, seen[1:], log).refusals
+    refusals = identity.screen(cfg, seen[1:], log).refusals
     assert list(refusals) == ["b"] and "history of who collected its storage could not be read" in refusals["b"]
 
 
 def test_a_shared_history_that_is_down_screens_against_this_machines_copy(tmp_path):
     """PostgreSQL down: the run still happens (issue 20), but the owner check is never skipped: it uses the
     owners this machine read or recorded before (its copy and its outbox), and says so."""
-    from gcops.history.postgresql import PostgresHistory
+    from gcops.state.history.postgresql import PostgresHistory
 
     cfg = config(tmp_path, "a", "b")
     sid, other = "gcops-storage-" + "e" * 32, "gcops-storage-" + "f" * 32
     down = PostgresHistory("postgresql://gcops@127.0.0.1:1/gcops", None)      # nothing listens on port 1
     log = structlog.get_logger()
-    assert shared_storage.screen(cfg, [Sighting(cfg.instances[1], "/srv/reg", sid)], log, down).refusals == {}
+    assert identity.screen(cfg, [Sighting(cfg.instances[1], "/srv/reg", sid)], log, down).refusals == {}
     # this machine recorded 'a' on sid (a run kept in its outbox while the database was down)
     history.Outbox(tmp_path).keep({"run_id": "20261101T000000Z-aaaa", "instances": []},
                                   [history.StorageOwner.at(sid, "a", "20261101T000000Z-aaaa",
                                                            datetime(2026, 11, 1, tzinfo=timezone.utc))])
-    refusals = shared_storage.screen(cfg, [Sighting(cfg.instances[1], "/srv/reg", sid)], log, down).refusals
+    refusals = identity.screen(cfg, [Sighting(cfg.instances[1], "/srv/reg", sid)], log, down).refusals
     assert "'a' (run 20261101T000000Z-aaaa)" in refusals["b"]
     # an owner read from a reachable history earlier is remembered for the day it is down
     up = history.SqliteHistory(history.db_path(tmp_path / "up"))
     up.record_storage_owners([history.StorageOwner.at(other, "a", "run-9", datetime(2026, 11, 2, tzinfo=timezone.utc))])
-    assert shared_storage.screen(cfg, [Sighting(cfg.instances[0], "/srv/o", other)], log, up).refusals == {}
-    refusals = shared_storage.screen(cfg, [Sighting(cfg.instances[1], "/srv/o", other)], log, down).refusals
+    assert identity.screen(cfg, [Sighting(cfg.instances[0], "/srv/o", other)], log, up).refusals == {}
+    refusals = identity.screen(cfg, [Sighting(cfg.instances[1], "/srv/o", other)], log, down).refusals
     assert "'a' (run run-9)" in refusals["b"]

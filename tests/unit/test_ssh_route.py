@@ -6,7 +6,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from gcops.ssh_route import Defaults, RouteError, read_ssh_config, resolve_route
+from gcops.transport.ssh_route import Defaults, RouteError, read_ssh_config, resolve_route
 
 CONFIG = """\
 Host bastion

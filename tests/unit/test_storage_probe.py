@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gcops.registry.storage import (MeasurementError, blob_paths_input, blobs_size_command, measure_command,
+from gcops.storage.filesystem import (MeasurementError, blob_paths_input, blobs_size_command, measure_command,
                                     parse_measurement)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "measure"

@@ -92,7 +92,7 @@ def test_a_node_that_fails_to_enter_is_left_with_those_before_it(calls):
 def test_cancel_before_entering_changes_nothing(calls):
     w = make(nodes("gc-node"))
     w.cancel.set()
-    from gcops.hosts import Cancelled
+    from gcops.transport.hosts import Cancelled
     with pytest.raises(Cancelled):
         with w:
             pass

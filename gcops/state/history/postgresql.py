@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from gcops.history import migrations
-from gcops.history.store import HistoryError, SqlHistory
+from gcops.state.history import migrations
+from gcops.state.history.store import HistoryError, SqlHistory
 
 CONNECT_TIMEOUT = 10            # seconds, unless the URL sets connect_timeout
 SCHEMA_LOCK = 0x6763_6F70       # pg_advisory_xact_lock key: "gcop"; migrations run one at a time

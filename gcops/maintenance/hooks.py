@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any
 
-from gcops.history import PASSWORD_ENV
+from gcops.state.history import PASSWORD_ENV
 
 HOOK_KINDS = ("before", "after", "on_error")
 HOOK_TIMEOUT_SECONDS = 300.0

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gcops.history import owner_copy
-from gcops.history.migrations import MIGRATIONS, schema_version
-from gcops.history.outbox import OUTBOX_DIR, Outbox, Sending
-from gcops.history.rows import StorageOwner
-from gcops.history.sqlite import DB_NAME, SqliteHistory, db_path
-from gcops.history.store import HistoryError, SqlHistory
+from gcops.state.history import owner_copy
+from gcops.state.history.migrations import MIGRATIONS, schema_version
+from gcops.state.history.outbox import OUTBOX_DIR, Outbox, Sending
+from gcops.state.history.rows import StorageOwner
+from gcops.state.history.sqlite import DB_NAME, SqliteHistory, db_path
+from gcops.state.history.store import HistoryError, SqlHistory
 
 PASSWORD_ENV = "GCOPS_HISTORY_PASSWORD"
 
@@ -36,7 +36,7 @@ def open_history(settings, env: Mapping[str, str] = os.environ) -> SqlHistory:
     ``state_dir``. Nothing is contacted yet."""
     if not getattr(settings, "history", None):
         return SqliteHistory(db_path(settings.state_dir))
-    from gcops.history.postgresql import PostgresHistory
+    from gcops.state.history.postgresql import PostgresHistory
 
     secret = getattr(settings, "history_password_file", None)
     password = secret.value if secret is not None else env.get(PASSWORD_ENV) or None

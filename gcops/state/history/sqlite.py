@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from gcops.history import migrations
-from gcops.history.store import HistoryError, SqlHistory
+from gcops.state.history import migrations
+from gcops.state.history.store import HistoryError, SqlHistory
 
 DB_NAME = "history.sqlite3"
 

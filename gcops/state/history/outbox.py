@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gcops.history.rows import StorageOwner
-from gcops.history.store import HistoryError, SqlHistory
+from gcops.state.history.rows import StorageOwner
+from gcops.state.history.store import HistoryError, SqlHistory
 from gcops.textfiles import write_atomically
 
 OUTBOX_DIR = "history-outbox"

@@ -29,8 +29,8 @@ from typing import Callable, Protocol
 import paramiko
 
 from gcops.errors import Cancelled, HostError
-from gcops.ssh_open import KeyCheck, OpenRoute, open_route
-from gcops.ssh_route import Defaults, RouteError, read_ssh_config, resolve_route
+from gcops.transport.ssh_open import KeyCheck, OpenRoute, open_route
+from gcops.transport.ssh_route import Defaults, RouteError, read_ssh_config, resolve_route
 
 TAIL_LINES = 20
 CHUNK = 65536

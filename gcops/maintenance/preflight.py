@@ -16,8 +16,9 @@ import psutil
 from gcops import hostside
 from gcops.errors import LockHeld, Refused
 from gcops.hostside.outcomes import TLS_CURL_CODES
-from gcops.hosts import Host
-from gcops.registry import s3, storage
+from gcops.transport.hosts import Host
+from gcops.storage import s3
+from gcops.storage import filesystem
 from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
 
 STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
@@ -46,7 +47,7 @@ class NodeFacts:
     storage_root: str | None = None
     storage_state: str | None = None     # "ok", "storage_missing", "database_in_use"
     storage_output: str = ""
-    snapshot: storage.StorageSnapshot | None = None
+    snapshot: filesystem.StorageSnapshot | None = None
     bucket: s3.BucketFacts | None = None     # S3 driver: the bucket as this machine sees it
 
     @property
@@ -133,7 +134,7 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
             facts.snapshot = s3.measure(facts.bucket.settings, on_progress)
         return facts
     if facts.storage_root and facts.registry and facts.registry.storage_driver == "filesystem":
-        command = storage.measure_command(facts.storage_root) if measure else ""
+        command = filesystem.measure_command(facts.storage_root) if measure else ""
         result = host.run(hostside.storage_check_command(facts.storage_root, command),
                           timeout=None, check=False)
         facts.storage_output = result.text
@@ -144,7 +145,7 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
         elif result.exit_code == 0:
             facts.storage_state = "ok"
             if measure:
-                facts.snapshot = storage.parse_measurement(result.text)
+                facts.snapshot = filesystem.parse_measurement(result.text)
         else:
             facts.storage_state = f"error: {result.stderr.decode('utf-8', 'replace').strip()[:200]}"
     return facts

@@ -56,7 +56,7 @@ _V1_INITIAL_SCHEMA = (
 _V2_TAGS_DELETED = ("ALTER TABLE instance_results ADD COLUMN tags_deleted {int}",)
 
 # Which instance last worked each storage (by its gcops-storage-id), so that a second
-# instance on the same storage is noticed across runs (shared_storage.py).
+# instance on the same storage is noticed across runs (storage/identity.py).
 _V3_STORAGE_OWNERS = (
     """CREATE TABLE storage_owners (
         storage_id  TEXT PRIMARY KEY,

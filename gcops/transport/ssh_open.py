@@ -17,7 +17,7 @@ from pathlib import Path
 import paramiko
 import structlog
 
-from gcops.ssh_route import Hop
+from gcops.transport.ssh_route import Hop
 
 
 class AcceptNewPolicy(paramiko.MissingHostKeyPolicy):

@@ -23,7 +23,7 @@ from ruamel.yaml.error import YAMLError
 
 from gcops.errors import ParseError
 from gcops.config.model import S3Overrides
-from gcops.registry.storage import StorageSnapshot
+from gcops.storage.filesystem import StorageSnapshot
 
 DEFAULT_CONCURRENCY = 16
 LOCKFILE = "docker/registry/lockfiles/database-in-use"
@@ -269,7 +269,7 @@ def journal_safe(config_bytes: bytes) -> bool:
 
 def measure(settings: S3Settings, on_progress: Callable[[int, int], None] | None = None) -> StorageSnapshot:
     """Bytes and blobs under the registry root, listed in parallel. Raises S3Error."""
-    from gcops.registry.s3_listing import list_storage
+    from gcops.storage.s3_listing import list_storage
 
     listing = list_storage(make_client(settings), settings.bucket, settings.prefix,
                            concurrency=settings.concurrency, on_progress=on_progress)
@@ -280,7 +280,7 @@ def blob_sizes(settings: S3Settings, digests: Iterable[str]) -> tuple[int, Stora
     """(bytes of the named blobs' data objects, the storage) from one parallel listing of the bucket.
 
     A digest with no object counts 0. Raises S3Error."""
-    from gcops.registry.s3_listing import list_storage
+    from gcops.storage.s3_listing import list_storage
 
     wanted = frozenset(d.split(":", 1)[-1] for d in digests)
     listing = list_storage(make_client(settings), settings.bucket, settings.prefix,

@@ -108,7 +108,7 @@ class _Walk:
     def _list(self, **kwargs) -> dict:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from gcops.registry.s3 import describe_error
+        from gcops.storage.s3 import describe_error
 
         with self.lock:
             self.total.requests += 1

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from gcops.history.outbox import Outbox
+from gcops.state.history.outbox import Outbox
 from gcops.textfiles import write_atomically
 
 COPY_NAME = "storage-owners.json"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import structlog
 
-from gcops.hosts import Host
+from gcops.transport.hosts import Host
 from gcops.registry import host_http, probe, redis_cache
 
 

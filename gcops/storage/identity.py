@@ -45,14 +45,14 @@ from typing import Sequence
 
 from ruamel.yaml import YAML
 
-from gcops import history
+from gcops.state import history
 from gcops.errors import GcopsError, ParseError
 from gcops.config import Config, Instance
-from gcops.hosts import connect
+from gcops.transport.hosts import connect
 from gcops.hostside import scripts
 from gcops.maintenance import ssh_settings
 from gcops.registry.config_file import parse_registry_config
-from gcops.results import OK, InstanceResult
+from gcops.state.results import OK, InstanceResult
 
 STORAGE_ID = re.compile(r"gcops-storage-[0-9a-f]{32}")
 
