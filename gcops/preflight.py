@@ -17,7 +17,9 @@ from gcops import hostside
 from gcops.hostside.outcomes import TLS_CURL_CODES
 from gcops.hosts import Host
 from gcops.registry import s3, storage
-from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
+from gcops.containers.registry_env import apply as apply_registry_env
+from gcops.registry.config_file import (RegistryConfig, RegistryConfigError, load_plain, parse_registry_config,
+                                        registry_config_from)
 
 STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
 STATE_ROOM_KIB = 256      # room the host-side record of a run needs beside the config (scripts, links, marker)
@@ -103,10 +105,11 @@ class LockHeld(Refused):
 
 
 def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides=None,
-           on_progress=None) -> NodeFacts:
+           on_progress=None, registry_env: dict[str, str] | None = None) -> NodeFacts:
     """Read the node's facts; with `measure`, the storage check also measures it (same round trip):
     `snapshot` is then set. S3 storage is inspected (and measured) from this machine, with
-    `s3_overrides` ([instance.s3]); `on_progress(objects, bytes)` follows a long measurement."""
+    `s3_overrides` ([instance.s3]); `on_progress(objects, bytes)` follows a long measurement.
+    `registry_env`: REGISTRY_* variables a container applies over the file (what the registry runs with)."""
     facts = NodeFacts(address=host.name)
     script = hostside.preflight_command(vars["config"], vars["registry_url"], vars["registry"],
                                        vars.get("registry_ca_file", ""))
@@ -117,6 +120,9 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
         try:
             facts.config_bytes = base64.b64decode("".join(b64.split()), validate=True)
             facts.registry = parse_registry_config(facts.config_bytes.decode("utf-8"))
+            if registry_env:
+                effective = apply_registry_env(load_plain(facts.config_bytes.decode("utf-8")), registry_env)
+                facts.registry = registry_config_from(effective)
         except (binascii.Error, UnicodeDecodeError) as exc:
             facts.config_error = f"cannot decode {vars['config']}: {exc}"
         except RegistryConfigError as exc:

@@ -18,6 +18,7 @@ import structlog
 from gcops import hostside, preflight, shared_storage
 from gcops.actions.run import RunRequest, options_for
 from gcops.config import Config, Instance
+from gcops.containers import resolve as containers
 from gcops.hosts import HostError, connect
 from gcops.maintenance import ssh_settings
 from gcops.maintenance.collect import RegistryGC
@@ -64,9 +65,15 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
     try:
         for node in nodes:
             node.host = connect(node.address, ssh_settings(instance))
+            if instance.container is not None:   # the engine says where the config and storage are
+                ref = instance.container
+                _step(steps, node.address, "inspect_container", f"{ref.engine} container inspect ({ref.describe()})")
+                instance = containers.resolve(instance, node.host, opts.mode)
+                vars = instance.vars
             _step(steps, node.address, "preflight", hostside.preflight_command(
                 vars["config"], vars["registry_url"], vars["registry"], vars.get("registry_ca_file", "")))
-            node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3)
+            node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3,
+                                          registry_env=containers.registry_env_of(instance))
             try:
                 preflight.refuse_unless_safe(preflight.evaluate(node.facts, vars, opts.mode))
             except preflight.Refused as exc:

@@ -18,6 +18,7 @@ import structlog
 
 from gcops import hostside, journal, preflight
 from gcops.config import Config, Instance
+from gcops.containers import resolve as containers
 from gcops.hostside import scripts
 from gcops.hosts import Host, HostError, connect
 from gcops.maintenance import ssh_settings
@@ -37,7 +38,7 @@ def _manual_steps(instance: Instance, facts: preflight.NodeFacts) -> str:
 
 def recover_node(instance: Instance, host: Host, state_dir) -> dict:
     vars = instance.vars
-    facts = preflight.gather(host, vars)
+    facts = preflight.gather(host, vars, registry_env=containers.registry_env_of(instance))
     intents = [i for i in journal.read_intents(state_dir, instance.name) if i.node == host.name]
     lock = facts.lock
     if lock is not None and not facts.lock_is_stale:
@@ -118,7 +119,10 @@ def recover(config: Config, targets: Sequence[str]) -> tuple[dict, int]:
                 nodes.append({"host": address, "action": "unreachable", "ok": False, "detail": str(exc)})
                 continue
             try:
-                nodes.append(recover_node(instance, host, config.settings.state_dir))
+                resolved = containers.resolve(instance, host, instance.mode)   # the host paths of a container
+                nodes.append(recover_node(resolved, host, config.settings.state_dir))
+            except preflight.Refused as exc:
+                nodes.append({"host": address, "action": "container", "ok": False, "detail": str(exc)})
             except HostError as exc:
                 nodes.append({"host": address, "action": "failed", "ok": False, "detail": str(exc)})
             finally:

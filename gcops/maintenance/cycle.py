@@ -10,6 +10,7 @@ from typing import Callable
 import structlog
 
 from gcops import hostside, preflight
+from gcops.containers import resolve as containers
 from gcops.config import Instance
 from gcops.hostside import recover_command
 from gcops.hosts import Cancelled, HostError, connect
@@ -47,14 +48,18 @@ class InstanceCycle:
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
-        # --mode concurrent marks before the window and sweeps inside it
-        self.collector = (ConcurrentGC(instance, self.log, run_id=run_id, cancel=cancel)
-                          if options.mode == "concurrent" else RegistryGC(instance, self.log))
+        self.collector = self._collector()
         self.collected = Collected()
         self.steps: list = []          # inside the window, before the collector (apply(node))
         self.after_steps: list = []    # inside the window, after it (apply_after(node, collected)): caches
         self.window: Window | None = None
         self.notes: list[str] = []
+
+    def _collector(self):
+        """--mode concurrent marks before the window and sweeps inside it; else the registry's own GC."""
+        if self.options.mode == "concurrent":
+            return ConcurrentGC(self.instance, self.log, run_id=self.run_id, cancel=self.cancel)
+        return RegistryGC(self.instance, self.log)
 
     @property
     def gc_node(self) -> Node:
@@ -107,12 +112,18 @@ class InstanceCycle:
             node.host = connect(node.address, settings)
 
     def _preflight(self) -> None:
+        if self.instance.container is not None:   # the engine says where things are on its host
+            self._step("inspect_container", host=self.gc_node.address)
+            self.instance = containers.resolve(self.instance, self.gc_node.host, self.options.mode)
+            self.collector = self._collector()
+            self.steps.append(containers.StillSameContainer(self.instance))
         for node in self.nodes:
             self._step("preflight", host=node.address)
             # the GC node's storage is measured in the same round trip as its storage check
             node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
                                           s3_overrides=self.instance.s3,
-                                          on_progress=self._measure_progress("measure_before"))
+                                          on_progress=self._measure_progress("measure_before"),
+                                          registry_env=containers.registry_env_of(self.instance))
             if node is self.gc_node and node.facts.registry is not None:   # known even when refused
                 self.result.storage_driver = node.facts.registry.storage_driver
             preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
@@ -133,7 +144,8 @@ class InstanceCycle:
             raise preflight.Refused(f"{node.address}: could not restore what an earlier run left "
                                     f"({' | '.join(lines) or f'exit {result.exit_code}'}); run `gcops recover`")
         node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
-                                      s3_overrides=self.instance.s3)
+                                      s3_overrides=self.instance.s3,
+                                      registry_env=containers.registry_env_of(self.instance))
         preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
 
     def _measured_before(self) -> storage.StorageSnapshot:
@@ -171,6 +183,7 @@ class InstanceCycle:
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:
+        containers.ensure_same(self.instance, self.gc_node.host)   # recreated or stopped since: refused
         for node in self.nodes:
             node.plan = plan_for(self.instance, node, self.options.mode, self.run_id, self.options.max_window)
         opened = time.monotonic()
