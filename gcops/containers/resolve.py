@@ -133,10 +133,11 @@ def resolve(instance: Instance, host: Host, mode: str) -> Instance:
     if mode == "stop" and "stop" not in playbook.container_commands:
         raise ContainerRefused(f"{label}: --mode stop would stop the container that runs the GC; "
                                "use --mode readonly or concurrent")
-    inside = {**instance.vars, **playbook.container_vars,
-              **{k: v for k, v in instance.vars.items() if v != playbook.vars.get(k)}}
-    config_inside = facts.config_path(inside["config"])
-    binary = facts.registry_binary(inside["registry"])
+    # inside the container: the playbook's vars, its [container.vars], then what the instance set itself
+    own = {k: v for k, v in instance.vars.items() if v != playbook.vars.get(k)}
+    inside = {**instance.vars, **playbook.container_vars, **own}
+    config_inside = own.get("config") or facts.config_path(inside["config"])
+    binary = own.get("registry") or facts.registry_binary(inside["registry"])
     config_host = facts.host_path(config_inside)
     copy = ""
     if config_host is None:   # in the container's own layer: worked on through a host copy

@@ -41,7 +41,11 @@ http:
     X-Content-Type-Options: [nosniff]
 """
 APPLETS = ("sh", "cat", "test", "ls", "sleep", "echo", "rm", "mv", "cp", "mkdir", "ps", "kill", "env", "true",
-           "false", "grep", "sed", "tr", "head", "tail", "wc", "date", "id", "chmod", "ln", "du", "df", "stat")
+           "false", "grep", "sed", "tr", "head", "tail", "wc", "date", "id", "chmod", "ln", "du", "df", "stat", "pkill",
+           "pidof", "setsid", "nohup")
+# TEST FIXTURE: the real registry binary started late (a GC long enough to push into, or to kill gcops in)
+SLOW_REGISTRY = "#!/bin/sh\nsleep {delay}\nexec /bin/registry \"$@\"\n"
+SLOW_DELAYS = (3, 120)
 
 
 def missing_tools() -> str | None:
@@ -127,7 +131,8 @@ def build_registry_image(work: Path, *, config: str = CONFIG, tag: str | None = 
     reg = Path(REGISTRY_BINARY).read_bytes()
     busybox = BUSYBOX_STATIC.read_bytes()
     libs = {lib: Path(lib).read_bytes() for lib in _libraries(REGISTRY_BINARY)}
-    digest = hashlib.sha256(reg + busybox + config.encode() + b"".join(libs.values())).hexdigest()[:16]
+    digest = hashlib.sha256(reg + busybox + config.encode() + b"".join(libs.values())
+                            + SLOW_REGISTRY.encode() + " ".join(APPLETS).encode()).hexdigest()[:16]
     name = f"{IMAGE}:{tag or digest}"
     if subprocess.run(["podman", "image", "exists", name]).returncode == 0:
         return name
@@ -138,6 +143,8 @@ def build_registry_image(work: Path, *, config: str = CONFIG, tag: str | None = 
             _add(tar, d, directory=True)
         _add(tar, "bin/registry", reg, 0o755)
         _add(tar, "bin/busybox", busybox, 0o755)
+        for delay in SLOW_DELAYS:
+            _add(tar, f"bin/slow-registry-{delay}", SLOW_REGISTRY.format(delay=delay).encode(), 0o755)
         for applet in APPLETS:
             _add(tar, f"bin/{applet}", link="busybox")
         for lib, data in libs.items():
@@ -218,17 +225,18 @@ def inspect(name: str) -> dict:
 
 
 def start_registry(image: str, name: str, base: Path, *, bind_config: bool = True, env: dict | None = None,
-                   labels: dict | None = None, config: str = CONFIG) -> RegistryContainer:
-    """A registry container (testcontainers over podman's API): storage bind-mounted from the host, the
-    config bind-mounted from the host (or left in the image), port 5000 published on the host."""
+                   labels: dict | None = None, config: str = CONFIG, port: int = 5000,
+                   storage_at: str = "/var/lib/registry") -> RegistryContainer:
+    """A registry container (testcontainers over podman's API): storage bind-mounted from the host at
+    `storage_at`, the config bind-mounted from the host (or left in the image), `port` published."""
     from testcontainers.core.container import DockerContainer
 
     base.mkdir(parents=True, exist_ok=True)
     storage = base / "storage"
     storage.mkdir(exist_ok=True)
     (base / "tmp").mkdir(exist_ok=True)
-    container = DockerContainer(image).with_name(name).with_exposed_ports(5000)
-    container.with_volume_mapping(str(storage), "/var/lib/registry", "rw")
+    container = DockerContainer(image).with_name(name).with_exposed_ports(port)
+    container.with_volume_mapping(str(storage), storage_at, "rw")
     config_file = None
     if bind_config:
         conf_dir = base / "conf"
@@ -241,8 +249,7 @@ def start_registry(image: str, name: str, base: Path, *, bind_config: bool = Tru
     if labels:
         container.with_kwargs(labels=labels)
     container.start()
-    port = int(container.get_exposed_port(5000))
     reg = RegistryContainer(name=name, container=container, storage_dir=storage, config_file=config_file,
-                            port=port, dir=base, env=env or {})
+                            port=int(container.get_exposed_port(port)), dir=base, env=env or {})
     reg.wait_ready()
     return reg

@@ -1,0 +1,160 @@
+"""Containerised registries (issue 18): a `registry:2`-shaped container on podman, driven through the
+`docker` CLI (podman's Docker-compatible API) and the `podman` CLI; containers started by testcontainers."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+from tests.harness import images
+from tests.harness.gcops_cli import gcops_argv, gcops_env, json_doc, run_gcops, spawn_gcops
+from tests.integration.conftest import all_pull, finish, make_garbage, wait_for, write_probe
+from tests.integration.container_support import (container_config, podman_api, registry_container,  # noqa: F401
+                                                 registry_image)
+from tests.integration.test_run import WriteProber
+
+
+def assert_reclaimed_within_1pct(inst, du_before, reg):
+    real_drop = du_before - images.storage_du(reg)
+    assert real_drop > 0
+    assert abs(inst["reclaimed_bytes"] - real_drop) <= 0.01 * real_drop, (inst["reclaimed_bytes"], real_drop)
+    assert inst["storage_bytes_before"] == du_before
+    return real_drop
+
+
+def test_docker_cli_bind_mounted_config_plan_run_restore(registry_container, tmp_path):
+    reg = registry_container()
+    garbage = make_garbage(reg, tmp_path, kept=2, deleted=2)
+    config_before, du_before = reg.config_file.read_bytes(), images.storage_du(reg)
+    config = container_config(tmp_path, "ctr", "docker", container=reg.name)
+    check = run_gcops("--config", str(config), "check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    checks = {c["name"]: c for c in json_doc(check)["instances"][0]["checks"]}
+    assert checks["container"]["ok"] and str(reg.config_file) in checks["container"]["detail"]
+    assert checks["storage_root"]["detail"] == str(reg.storage_dir)
+    plan = run_gcops("--config", str(config), "plan", "--json")
+    assert plan.returncode == 0, plan.stderr
+    planned = json_doc(plan)["instances"][0]["reclaimable_bytes"]
+    prober = WriteProber(reg)
+    proc = run_gcops("--config", str(config), "run", "--json")
+    codes = [c for c, _ in prober.finish()]
+    doc = json_doc(proc)
+    assert proc.returncode == 0, proc.stderr
+    inst = doc["instances"][0]
+    assert inst["status"] == "ok" and inst["read_only_verified"] is True
+    real_drop = assert_reclaimed_within_1pct(inst, du_before, reg)
+    assert abs(planned - real_drop) <= 0.05 * real_drop, (planned, real_drop)
+    assert 405 in codes and not [c for c in codes if isinstance(c, int) and c >= 500]
+    assert reg.config_file.read_bytes() == config_before
+    assert all_pull(reg, garbage.kept), reg.last_pull_error
+    layout = images.build_layout(tmp_path / "after", "new", seed=99, layer_size=4096)
+    assert images.pulls(reg, "team/new", images.push(reg, layout, "new", "team/new").tag)   # writes back
+    assert inst["window_seconds"] > 0
+
+
+def test_podman_cli_config_baked_into_the_image_restored_byte_for_byte(registry_container, tmp_path):
+    reg = registry_container(bind_config=False)
+    garbage = make_garbage(reg, tmp_path, kept=1, deleted=2)
+    inside_before, du_before = reg.config_inside(), images.storage_du(reg)
+    config = container_config(tmp_path, "baked", "podman", container=reg.name,
+                              vars={"registry": "/bin/slow-registry-3"})
+    proc = spawn_gcops("--config", str(config), "run", "--json")
+    # while its GC runs (3 s late), the container itself refuses a push: the config inside it is read-only
+    wait_for(lambda: write_probe(reg) == 405 or proc.poll() is not None, 60, "read-only inside the container")
+    assert b"readonly" in reg.config_inside() and reg.config_inside() != inside_before
+    code, doc, err = finish(proc)
+    assert code == 0, err
+    inst = doc["instances"][0]
+    assert inst["status"] == "ok" and inst["read_only_verified"] is True
+    assert_reclaimed_within_1pct(inst, du_before, reg)
+    assert reg.config_inside() == inside_before
+    assert write_probe(reg) == 400 and all_pull(reg, garbage.kept)
+
+
+def test_sigkill_mid_window_engine_host_restores_and_next_run_succeeds(registry_container, tmp_path):
+    reg = registry_container()
+    garbage = make_garbage(reg, tmp_path, kept=1, deleted=1)
+    original = reg.config_file.read_bytes()
+    config = container_config(tmp_path, "kill", "docker", container=reg.name, max_window="10s",
+                              vars={"registry": "/bin/slow-registry-120"})
+    proc = spawn_gcops("--config", str(config), "run")
+    gc_pid = reg.config_file.parent / ".gcops" / "gc.pid"
+    wait_for(lambda: gc_pid.exists() or proc.poll() is not None, 60, "GC to start")
+    assert proc.poll() is None and write_probe(reg) == 405
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # nobody acts: the watchdog on the engine host restores (the container restarted, its GC with it)
+    wait_for(lambda: write_probe(reg) == 400 and reg.config_file.read_bytes() == original, 60,
+             "the engine host to restore itself")
+    wait_for(lambda: not (reg.config_file.parent / ".gcops" / "lock").exists(), 10, "the watchdog to unlock")
+    assert "restored" in (reg.config_file.parent / ".gcops" / "watchdog.log").read_text()
+    ps = subprocess.run(["podman", "top", reg.name, "args"], capture_output=True, text=True).stdout
+    assert "garbage-collect" not in ps and "slow-registry" not in ps, ps
+    assert all_pull(reg, garbage.kept)
+    proc = run_gcops("--config", str(container_config(tmp_path, "kill", "docker", container=reg.name,
+                                                        state="state2")), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json_doc(proc)["instances"][0]["blobs_deleted"] > 0
+    assert reg.config_file.read_bytes() == original
+
+
+def test_compose_labels_and_registry_env_overrides(registry_container, tmp_path):
+    """Found by its compose labels; REGISTRY_HTTP_ADDR and REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY honoured."""
+    project, service = f"shop{time.monotonic_ns() % 10**6}", "registry"
+    reg = registry_container(port=5001, storage_at="/data",
+                             env={"REGISTRY_HTTP_ADDR": ":5001", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"},
+                             labels={"com.docker.compose.project": project, "com.docker.compose.service": service})
+    make_garbage(reg, tmp_path, kept=1, deleted=1)
+    du_before = images.storage_du(reg)
+    config = container_config(tmp_path, "compose", "podman", compose=(project, service))
+    proc = run_gcops("--config", str(config), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "ok", inst
+    assert_reclaimed_within_1pct(inst, du_before, reg)
+    # a second container with the same labels: which one is meant? refused, nothing touched
+    reg2 = registry_container(labels={"com.docker.compose.project": project, "com.docker.compose.service": service})
+    config2_before = reg2.config_file.read_bytes()
+    proc = run_gcops("--config", str(config), "run", "--json")
+    assert proc.returncode == 1
+    assert "2 containers match" in json_doc(proc)["instances"][0]["error"]
+    assert reg2.config_file.read_bytes() == config2_before and write_probe(reg2) == 400
+
+
+def test_env_that_fixes_read_only_is_refused_naming_it(registry_container, tmp_path):
+    reg = registry_container(env={"REGISTRY_STORAGE_MAINTENANCE_READONLY": "{enabled: false}"})
+    make_garbage(reg, tmp_path, kept=1, deleted=1)
+    before, du_before = reg.config_file.read_bytes(), images.storage_du(reg)
+    proc = run_gcops("--config", str(container_config(tmp_path, "envro", "docker", container=reg.name)),
+                     "run", "--json")
+    assert proc.returncode == 1
+    error = json_doc(proc)["instances"][0]["error"]
+    assert "REGISTRY_STORAGE_MAINTENANCE_READONLY" in error and reg.name in error
+    assert reg.config_file.read_bytes() == before and images.storage_du(reg) == du_before
+    assert not (reg.config_file.parent / ".gcops").exists()
+
+
+def test_bad_input_one_line_nothing_changed(registry_container, tmp_path):
+    reg = registry_container()
+    before = reg.config_file.read_bytes()
+    # no such container: refused naming it
+    proc = run_gcops("--config", str(container_config(tmp_path, "none", "docker", container="gcops-no-such")),
+                     "run", "--json")
+    assert proc.returncode == 1 and "gcops-no-such" in json_doc(proc)["instances"][0]["error"]
+    # an unknown engine: a config error, exit 2, one line naming the key
+    proc = run_gcops("--config", str(container_config(tmp_path, "eng", "lxc", container=reg.name)), "run")
+    assert proc.returncode == 2 and "engine" in proc.stderr and "lxc" in proc.stderr
+    # an engine that does not answer: `check` names it
+    env_config = container_config(tmp_path, "down", "docker", container=reg.name)
+    down = subprocess.run(gcops_argv("--config", str(env_config), "check", "--json"), capture_output=True, text=True,
+                          env={**gcops_env(), "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert down.returncode == 1
+    checks = {c["name"]: c for c in json_doc(down)["instances"][0]["checks"]}
+    assert not checks["engine"]["ok"] and "docker" in checks["engine"]["detail"]
+    # a stopped container: refused naming it
+    subprocess.run(["podman", "stop", "-t", "2", reg.name], check=True, capture_output=True)
+    proc = run_gcops("--config", str(container_config(tmp_path, "stopped", "podman", container=reg.name)),
+                     "run", "--json")
+    error = json_doc(proc)["instances"][0]["error"]
+    assert proc.returncode == 1 and reg.name in error and "not running" in error
+    assert reg.config_file.read_bytes() == before and not (reg.config_file.parent / ".gcops").exists()
