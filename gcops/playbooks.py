@@ -28,6 +28,7 @@ REQUIRED_COMMANDS = ("restart", "stop", "start", "gc")
 TOP_LEVEL_KEYS = ("name", "summary", "vars", "commands", "container")
 CONTAINER_KEYS = ("vars", "commands")
 CONTAINER_REQUIRED_COMMANDS = ("restart", "gc")
+CONTAINER_COMMANDS = (*REQUIRED_COMMANDS, "status", "gc_stop")   # gc_stop: end an exec'd GC inside
 # vars gcops itself gives the [container.commands] templates: the engine command (already quoted words)
 # and the id of the container it resolved
 CONTAINER_GIVEN_VARS = ("engine", "container_id")
@@ -278,8 +279,8 @@ def _container_table(data: dict[str, Any], defaults: dict[str, str], bad) -> tup
             bad(f"container.commands.{name}", "required command is missing")
     known = {*defaults, *CONTAINER_GIVEN_VARS}
     for name, template in commands.items():
-        if name not in (*REQUIRED_COMMANDS, "status"):
-            bad(f"container.commands.{name}", f"unknown command; expected one of: {', '.join(REQUIRED_COMMANDS)}, status")
+        if name not in CONTAINER_COMMANDS:
+            bad(f"container.commands.{name}", f"unknown command; expected one of: {', '.join(CONTAINER_COMMANDS)}")
             continue
         try:
             used = template_vars(template)

@@ -67,7 +67,8 @@ def plan_for(instance: Instance, node: Node, mode: str, run_id: str, max_window:
         config_path=vars["config"], registry_url=vars["registry_url"], mode=mode,
         restart=render(cmds["restart"], vars), stop=render(cmds["stop"], vars),
         start=render(cmds["start"], vars), gc=gc_command(instance), max_window=max_window,
-        already_read_only=node.facts.registry.read_only, ca_file=vars.get("registry_ca_file", ""))
+        already_read_only=node.facts.registry.read_only, ca_file=vars.get("registry_ca_file", ""),
+        gc_stop=render(cmds["gc_stop"], vars) if "gc_stop" in cmds else "")
 
 
 def read_only_bytes(node: Node) -> bytes | None:

@@ -158,3 +158,31 @@ def test_bad_input_one_line_nothing_changed(registry_container, tmp_path):
     error = json_doc(proc)["instances"][0]["error"]
     assert proc.returncode == 1 and reg.name in error and "not running" in error
     assert reg.config_file.read_bytes() == before and not (reg.config_file.parent / ".gcops").exists()
+
+
+def test_interrupted_gc_inside_the_container_is_ended_by_the_restore(registry_container, tmp_path):
+    """A GC run by exec outlives its killed client; with read-only already on nothing restarts the container,
+    so only the playbook's gc_stop ends it: none may survive the restore."""
+    from tests.harness.containers import CONFIG
+
+    read_only = CONFIG.replace("  delete:\n", "  maintenance:\n    readonly:\n      enabled: true\n  delete:\n")
+    reg = registry_container()
+    make_garbage(reg, tmp_path, kept=1, deleted=1)
+    reg.config_file.write_text(read_only)   # the admin had put it read-only already
+    subprocess.run(["podman", "restart", "-t", "1", reg.name], check=True, capture_output=True)
+    reg.wait_ready()
+    config = container_config(tmp_path, "ro", "docker", container=reg.name, vars={"registry": "/bin/slow-registry-120"})
+    proc = spawn_gcops("--config", str(config), "run", "--json")
+    wait_for(lambda: (reg.config_file.parent / ".gcops" / "gc.pid").exists() or proc.poll() is not None, 60,
+             "GC to start")
+    assert proc.poll() is None, proc.communicate()
+    wait_for(lambda: "slow-registry" in _container_processes(reg), 10, "the GC inside the container")
+    proc.send_signal(signal.SIGTERM)
+    code, doc, err = finish(proc, 60)
+    assert code == 130, err
+    assert "slow-registry" not in _container_processes(reg) and "garbage-collect" not in _container_processes(reg)
+    assert reg.config_file.read_text() == read_only and write_probe(reg) == 405   # still read-only, as before
+
+
+def _container_processes(reg) -> str:
+    return subprocess.run(["podman", "top", reg.name, "args"], capture_output=True, text=True).stdout

@@ -68,6 +68,7 @@ read_params() {
       already_ro=*) ALREADY_RO=${line#already_ro=} ;;
       ca=*) CA=${line#ca=} ;;
       probe=*) PROBE=${line#probe=} ;;
+      gc_stop=*) GC_STOP=${line#gc_stop=} ;;
     esac
   done < "$D/params"
   [ -n "${REAL:-}" ] && [ -n "${RUN:-}" ] && [ -n "${MODE:-}" ]

@@ -11,7 +11,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' CFG='' URL='' RUN='' OWNER='' MODE='' WRITE=no EXPECT='' NEW_SHA='' DEADLINE='' RESTART=: STOP=: START=: ALREADY_RO=no
-CA='' PROBE='' RESTORE_TEXT='' RESTORE_SHA='' WATCHDOG_TEXT='' WATCHDOG_SHA=''
+CA='' PROBE='' GC_STOP='' RESTORE_TEXT='' RESTORE_SHA='' WATCHDOG_TEXT='' WATCHDOG_SHA=''
 for kv in "$@"; do
   case "$kv" in
     d=*) D=${kv#d=} ;; cfg=*) CFG=${kv#cfg=} ;; url=*) URL=${kv#url=} ;; run=*) RUN=${kv#run=} ;;
@@ -19,12 +19,13 @@ for kv in "$@"; do
     expect=*) EXPECT=${kv#expect=} ;; new_sha=*) NEW_SHA=${kv#new_sha=} ;; deadline=*) DEADLINE=${kv#deadline=} ;;
     restart=*) RESTART=${kv#restart=} ;; stop=*) STOP=${kv#stop=} ;; start=*) START=${kv#start=} ;;
     already_ro=*) ALREADY_RO=${kv#already_ro=} ;; ca=*) CA=${kv#ca=} ;; probe=*) PROBE=${kv#probe=} ;;
+    gc_stop=*) GC_STOP=${kv#gc_stop=} ;;
     restore_text=*) RESTORE_TEXT=${kv#restore_text=} ;; restore_sha=*) RESTORE_SHA=${kv#restore_sha=} ;;
     watchdog_text=*) WATCHDOG_TEXT=${kv#watchdog_text=} ;; watchdog_sha=*) WATCHDOG_SHA=${kv#watchdog_sha=} ;;
     *) say "refused=unknown argument ${kv%%=*}"; exit 2 ;;
   esac
 done
-for v in "$D" "$CFG" "$URL" "$RUN" "$OWNER" "$MODE" "$RESTART" "$STOP" "$START" "$CA" "$PROBE"; do
+for v in "$D" "$CFG" "$URL" "$RUN" "$OWNER" "$MODE" "$RESTART" "$STOP" "$START" "$CA" "$PROBE" "$GC_STOP"; do
   case "$v" in *"$NL"*) say "refused=a value holds a newline"; exit 2 ;; esac
 done
 case "$DEADLINE" in ''|*[!0-9]*) say "refused=bad deadline"; exit 2 ;; esac
@@ -59,7 +60,7 @@ sum=$(sha_of "$REAL")
 if [ "$sum" != "$EXPECT" ]; then say "config_changed=$sum"; rm -rf "$D/lock"; exit 77; fi
 
 if [ "$MODE" = stop ]; then SERVICE=$START; elif [ "$ALREADY_RO" = yes ]; then SERVICE=:; else SERVICE=$RESTART; fi
-put_text "$D/params" "cfg=$CFG${NL}real=$REAL${NL}url=$URL${NL}run=$RUN${NL}mode=$MODE${NL}service=$SERVICE${NL}already_ro=$ALREADY_RO${NL}ca=$CA${NL}probe=$PROBE$NL" \
+put_text "$D/params" "cfg=$CFG${NL}real=$REAL${NL}url=$URL${NL}run=$RUN${NL}mode=$MODE${NL}service=$SERVICE${NL}already_ro=$ALREADY_RO${NL}ca=$CA${NL}probe=$PROBE${NL}gc_stop=$GC_STOP$NL" \
   || refuse "cannot write $D/params (no space?)"
 put_text "$D/restore.sh" "$RESTORE_TEXT" && [ "$(sha_of "$D/restore.sh")" = "$RESTORE_SHA" ] \
   || refuse "cannot write $D/restore.sh (no space?)"
