@@ -40,7 +40,7 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 """
-APPLETS = ("sh", "cat", "test", "ls", "sleep", "echo", "rm", "mv", "cp", "mkdir", "ps", "kill", "env", "true",
+APPLETS = ("sh", "cat", "test", "ls", "sleep", "echo", "rm", "mv", "cp", "mkdir", "ps", "kill", "env", "true", "cut",
            "false", "grep", "sed", "tr", "head", "tail", "wc", "date", "id", "chmod", "ln", "du", "df", "stat", "pkill",
            "pidof", "setsid", "nohup")
 # TEST FIXTURE: the real registry binary started late (a GC long enough to push into, or to kill gcops in)
@@ -126,38 +126,114 @@ def _libraries(binary: str) -> list[str]:
     return libs
 
 
-def build_registry_image(work: Path, *, config: str = CONFIG, tag: str | None = None) -> str:
-    """The `registry:2`-shaped image (built once per content; reused when podman already has it)."""
-    reg = Path(REGISTRY_BINARY).read_bytes()
+def _import_image(work: Path, repo: str, files: dict[str, tuple[bytes, int]], dirs: tuple[str, ...],
+                  changes: list[str]) -> str:
+    """A BusyBox image with the registry binary's libraries and `files` ({path: (bytes, mode)}), made with
+    `podman import` (built once per content; reused when podman already has it)."""
     busybox = BUSYBOX_STATIC.read_bytes()
     libs = {lib: Path(lib).read_bytes() for lib in _libraries(REGISTRY_BINARY)}
-    digest = hashlib.sha256(reg + busybox + config.encode() + b"".join(libs.values())
-                            + SLOW_REGISTRY.encode() + " ".join(APPLETS).encode()).hexdigest()[:16]
-    name = f"{IMAGE}:{tag or digest}"
+    h = hashlib.sha256(busybox + " ".join(APPLETS).encode() + " ".join(changes).encode())
+    for path, (data, mode) in sorted({**files, **{k: (v, 0o755) for k, v in libs.items()}}.items()):
+        h.update(path.encode() + b"\0" + data + str(mode).encode())
+    name = f"{repo}:{h.hexdigest()[:16]}"
     if subprocess.run(["podman", "image", "exists", name]).returncode == 0:
         return name
-    rootfs = work / f"rootfs-{digest}.tar"
+    rootfs = work / f"rootfs-{h.hexdigest()[:16]}.tar"
     with tarfile.open(rootfs, "w") as tar:
-        for d in ("bin", "etc", "etc/docker", "etc/docker/registry", "var", "var/lib", "var/lib/registry", "tmp",
-                  "lib", "lib64", "lib/x86_64-linux-gnu", "usr", "usr/bin", "proc", "sys", "dev", "run"):
+        for d in ("bin", "etc", "var", "var/lib", "tmp", "lib", "lib64", "lib/x86_64-linux-gnu", "usr", "usr/bin",
+                  "proc", "sys", "dev", "run", *dirs):
             _add(tar, d, directory=True)
-        _add(tar, "bin/registry", reg, 0o755)
         _add(tar, "bin/busybox", busybox, 0o755)
-        for delay in SLOW_DELAYS:
-            _add(tar, f"bin/slow-registry-{delay}", SLOW_REGISTRY.format(delay=delay).encode(), 0o755)
         for applet in APPLETS:
             _add(tar, f"bin/{applet}", link="busybox")
         for lib, data in libs.items():
             _add(tar, lib, data, 0o755)
-        _add(tar, "etc/docker/registry/config.yml", config.encode())
+        for path, (data, mode) in files.items():
+            _add(tar, path, data, mode)
         _add(tar, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
-    proc = subprocess.run(["podman", "import", "--change", 'ENTRYPOINT ["/bin/registry", "serve"]',
-                           "--change", 'CMD ["/etc/docker/registry/config.yml"]', "--change", "EXPOSE 5000",
-                           str(rootfs), name], capture_output=True, text=True)
+    args = [a for change in changes for a in ("--change", change)]
+    proc = subprocess.run(["podman", "import", *args, str(rootfs), name], capture_output=True, text=True)
     rootfs.unlink()
     if proc.returncode != 0:
         raise HarnessError(f"podman import failed: {proc.stderr}")
     return name
+
+
+def build_registry_image(work: Path, *, config: str = CONFIG) -> str:
+    """The `registry:2`-shaped image: /bin/registry, /etc/docker/registry/config.yml, /var/lib/registry."""
+    files = {"bin/registry": (Path(REGISTRY_BINARY).read_bytes(), 0o755),
+             "etc/docker/registry/config.yml": (config.encode(), 0o644)}
+    for delay in SLOW_DELAYS:
+        files[f"bin/slow-registry-{delay}"] = (SLOW_REGISTRY.format(delay=delay).encode(), 0o755)
+    return _import_image(work, IMAGE, files, ("etc/docker", "etc/docker/registry", "var/lib/registry"),
+                         ['ENTRYPOINT ["/bin/registry", "serve"]', 'CMD ["/etc/docker/registry/config.yml"]',
+                          "EXPOSE 5000"])
+
+
+# TEST FIXTURE -- NOT GitLab's gitlab-ctl: starts, stops and restarts the registry process inside the
+# test's GitLab-shaped container (BusyBox only); renders no config, runs no GC.
+GITLAB_CTL = """#!/bin/sh
+BIN=/opt/gitlab/embedded/bin/registry
+CONFIG=/var/opt/gitlab/registry/config.yml
+PIDFILE=/run/gitlab-registry.pid
+pid() {
+  p=$(cat "$PIDFILE" 2>/dev/null) && [ -n "$p" ] || return 1
+  st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -c1)
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ] && echo "$p"
+}
+start() {
+  pid >/dev/null && return 0
+  setsid "$BIN" serve "$CONFIG" </dev/null >>/var/log/gitlab-registry.log 2>&1 &
+  echo $! > "$PIDFILE"
+}
+stop() {
+  p=$(pid) || return 0
+  kill -TERM "$p"; n=0
+  while pid >/dev/null && [ "$n" -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+  kill -KILL "$p" 2>/dev/null; rm -f "$PIDFILE"
+}
+case "$1" in
+  start) start ;; stop) stop ;; restart) stop; start ;;
+  status) if p=$(pid); then echo "run: registry: (pid $p)"; else echo "down: registry"; exit 3; fi ;;
+  *) echo "usage: gitlab-ctl start|stop|restart|status registry" >&2; exit 1 ;;
+esac
+"""
+# the container's main process: the registry under the stand-in, then nothing but waiting
+GITLAB_INIT = "#!/bin/sh\n/opt/gitlab/bin/gitlab-ctl start registry\nwhile :; do sleep 3600; done\n"
+OMNIBUS_CONFIG = CONFIG.replace("/var/lib/registry", "/var/opt/gitlab/gitlab-rails/shared/registry")
+
+
+def build_omnibus_image(work: Path) -> str:
+    """A GitLab-shaped image: the registry at /opt/gitlab/embedded/bin/registry managed by a gitlab-ctl
+    stand-in; /var/opt/gitlab (config and storage) is the data volume the test bind-mounts."""
+    files = {"opt/gitlab/embedded/bin/registry": (Path(REGISTRY_BINARY).read_bytes(), 0o755),
+             "opt/gitlab/bin/gitlab-ctl": (GITLAB_CTL.encode(), 0o755),
+             "usr/bin/gitlab-ctl": (GITLAB_CTL.encode(), 0o755),
+             "assets/wrapper": (GITLAB_INIT.encode(), 0o755)}
+    return _import_image(work, f"{IMAGE}-omnibus", files,
+                         ("opt", "opt/gitlab", "opt/gitlab/bin", "opt/gitlab/embedded", "opt/gitlab/embedded/bin",
+                          "var/opt", "var/opt/gitlab", "var/log", "assets"),
+                         ['CMD ["/assets/wrapper"]', "EXPOSE 5000"])
+
+
+def start_omnibus(image: str, name: str, base: Path) -> RegistryContainer:
+    """The GitLab-shaped container: its data volume (/var/opt/gitlab) a host folder, port 5000 published."""
+    from testcontainers.core.container import DockerContainer
+
+    data = base / "data"
+    (data / "registry").mkdir(parents=True)
+    (data / "gitlab-rails/shared/registry").mkdir(parents=True)
+    (base / "tmp").mkdir(exist_ok=True)
+    (data / "registry/config.yml").write_text(OMNIBUS_CONFIG)
+    container = DockerContainer(image).with_name(name).with_exposed_ports(5000)
+    container.with_volume_mapping(str(data), "/var/opt/gitlab", "rw")
+    container.with_kwargs(init=True)   # reaps the registry processes gitlab-ctl stops
+    container.start()
+    reg = RegistryContainer(name=name, container=container, storage_dir=data / "gitlab-rails/shared/registry",
+                            config_file=data / "registry/config.yml", port=int(container.get_exposed_port(5000)),
+                            dir=base)
+    reg.wait_ready()
+    return reg
 
 
 @dataclass

@@ -80,3 +80,13 @@ def container_config(tmp_path, name: str, engine: str, *, container: str | None 
         lines.append("[instance.vars]")
         lines += [f"{k} = {toml_str(v)}" for k, v in vars.items()]
     return write_config(tmp_path / f"gcops-{state}.toml", ["\n".join(lines)], state_dir=tmp_path / state)
+
+
+@pytest.fixture
+def omnibus_container(podman_api, tmp_path, tmp_path_factory):
+    """A GitLab-shaped container (gitlab-ctl stand-in, data volume on the host), removed after the test."""
+    image = containers.build_omnibus_image(tmp_path_factory.mktemp("omnibus-image"))
+    name = f"gcops-t{os.getpid()}-{next(_names)}"
+    reg = containers.start_omnibus(image, name, tmp_path / name)
+    yield reg
+    reg.stop()

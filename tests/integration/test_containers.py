@@ -6,11 +6,11 @@ import signal
 import subprocess
 import time
 
-from tests.harness import images
+from tests.harness import containers, images
 from tests.harness.gcops_cli import gcops_argv, gcops_env, json_doc, run_gcops, spawn_gcops
 from tests.integration.conftest import all_pull, finish, make_garbage, wait_for, write_probe
-from tests.integration.container_support import (container_config, podman_api, registry_container,  # noqa: F401
-                                                 registry_image)
+from tests.integration.container_support import (container_config, omnibus_container,  # noqa: F401
+                                                 podman_api, registry_container, registry_image)
 from tests.integration.test_run import WriteProber
 
 
@@ -186,3 +186,20 @@ def test_interrupted_gc_inside_the_container_is_ended_by_the_restore(registry_co
 
 def _container_processes(reg) -> str:
     return subprocess.run(["podman", "top", reg.name, "args"], capture_output=True, text=True).stdout
+
+
+def test_omnibus_in_a_container_gitlab_ctl_by_exec_in_stop_mode(omnibus_container, tmp_path):
+    reg = omnibus_container
+    garbage = make_garbage(reg, tmp_path, kept=1, deleted=2)
+    config_before, du_before = reg.config_file.read_bytes(), images.storage_du(reg)
+    started = containers.inspect(reg.name)["State"]["StartedAt"]
+    config = container_config(tmp_path, "gitlab", "podman", container=reg.name, playbook="omnibus")
+    proc = run_gcops("--config", str(config), "run", "--mode", "stop", "--json")
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "ok" and inst["mode"] == "stop" and inst["window_seconds"] > 0
+    assert_reclaimed_within_1pct(inst, du_before, reg)
+    assert reg.config_file.read_bytes() == config_before
+    assert all_pull(reg, garbage.kept) and write_probe(reg) == 400
+    # gitlab-ctl stopped and started the registry inside; the container itself ran on
+    assert containers.inspect(reg.name)["State"]["StartedAt"] == started
