@@ -71,7 +71,6 @@ def container_config(tmp_path, name: str, engine: str, *, container: str | None 
              f"engine = {toml_str(engine)}"]
     if container is not None:
         lines.append(f"container = {toml_str(container)}")
-    lines.append(extra)
     if max_window != "5m":
         lines.append(f"max_window = {toml_str(max_window)}")
     if compose is not None:
@@ -79,6 +78,7 @@ def container_config(tmp_path, name: str, engine: str, *, container: str | None 
     if vars:
         lines.append("[instance.vars]")
         lines += [f"{k} = {toml_str(v)}" for k, v in vars.items()]
+    lines.append(extra)   # tables ([[instance.retention]]...) last
     return write_config(tmp_path / f"gcops-{state}.toml", ["\n".join(lines)], state_dir=tmp_path / state)
 
 

@@ -203,3 +203,41 @@ def test_omnibus_in_a_container_gitlab_ctl_by_exec_in_stop_mode(omnibus_containe
     assert all_pull(reg, garbage.kept) and write_probe(reg) == 400
     # gitlab-ctl stopped and started the registry inside; the container itself ran on
     assert containers.inspect(reg.name)["State"]["StartedAt"] == started
+
+
+def test_concurrent_mode_and_retention_on_a_container(registry_container, tmp_path):
+    reg = registry_container()
+    garbage = make_garbage(reg, tmp_path, kept=2, deleted=1)
+    config_before, du_before = reg.config_file.read_bytes(), images.storage_du(reg)
+    config = container_config(tmp_path, "conc", "docker", container=reg.name,
+                              extra='[[instance.retention]]\nname_regex = "t1"\nkeep_n = 0')
+    proc = run_gcops("--config", str(config), "run", "--mode", "concurrent", "--json")
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "ok" and inst["mode"] == "concurrent" and inst["read_only_verified"] is True
+    assert [(t["repository"], t["tag"]) for t in inst["tags_deleted"]] == [("team/app", "t1")]
+    assert_reclaimed_within_1pct(inst, du_before, reg)
+    assert reg.config_file.read_bytes() == config_before
+    assert all_pull(reg, garbage.kept[:1]) and not images.pulls(reg, "team/app", "t1")
+
+
+def test_recover_after_kill_copies_the_baked_config_back_into_the_container(registry_container, tmp_path):
+    reg = registry_container(bind_config=False)
+    garbage = make_garbage(reg, tmp_path, kept=1, deleted=1)
+    inside_before = reg.config_inside()
+    config = container_config(tmp_path, "rec", "podman", container=reg.name, vars={"registry": "/bin/slow-registry-120"})
+    proc = spawn_gcops("--config", str(config), "run")
+    wait_for(lambda: "slow-registry" in _container_processes(reg) or proc.poll() is not None, 60, "GC to start")
+    assert proc.poll() is None and write_probe(reg) == 405 and reg.config_inside() != inside_before
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rec = run_gcops("--config", str(config), "recover", "--json")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert json_doc(rec)["instances"][0]["ok"]
+    assert reg.config_inside() == inside_before and write_probe(reg) == 400
+    assert "slow-registry" not in _container_processes(reg)
+    assert all_pull(reg, garbage.kept)
+    proc = run_gcops("--config", str(container_config(tmp_path, "rec", "podman", container=reg.name, state="s2")),
+                     "run", "--json")
+    assert proc.returncode == 0 and json_doc(proc)["instances"][0]["blobs_deleted"] > 0, proc.stderr
+    assert reg.config_inside() == inside_before
