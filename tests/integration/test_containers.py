@@ -84,8 +84,13 @@ def test_sigkill_mid_window_engine_host_restores_and_next_run_succeeds(registry_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # nobody acts: the watchdog on the engine host restores (the container restarted, its GC with it)
-    wait_for(lambda: write_probe(reg) == 400 and reg.config_file.read_bytes() == original, 60,
-             "the engine host to restore itself")
+    state = reg.config_file.parent / ".gcops"
+    try:
+        wait_for(lambda: write_probe(reg) == 400 and reg.config_file.read_bytes() == original, 60,
+                 "the engine host to restore itself")
+    except AssertionError:
+        log = (state / "watchdog.log").read_text() if (state / "watchdog.log").exists() else "no watchdog.log"
+        raise AssertionError(f"not restored; {sorted(p.name for p in state.iterdir())}; {log}") from None
     wait_for(lambda: not (reg.config_file.parent / ".gcops" / "lock").exists(), 10, "the watchdog to unlock")
     assert "restored" in (reg.config_file.parent / ".gcops" / "watchdog.log").read_text()
     ps = subprocess.run(["podman", "top", reg.name, "args"], capture_output=True, text=True).stdout
