@@ -18,19 +18,22 @@ path=$(command -v "$ENGINE" 2>/dev/null) || { say "engine_missing=$ENGINE"; exit
 say "engine_path=$path"
 say "docker_host=${DOCKER_HOST:-}"
 say "container_host=${CONTAINER_HOST:-}"
-if ! out=$("$ENGINE" version 2>&1); then
-  say "engine_down=$(printf '%s\n' "$out" | grep -v '^ *$' | tail -n 1)"; exit 4
-fi
+# Whether the engine answers is asked only when it failed (`version` costs a round trip to the daemon).
+engine_down() {
+  if ! v=$("$ENGINE" version 2>&1); then say "engine_down=$(printf '%s\n' "$v" | grep -v '^ *$' | tail -n 1)"; exit 4; fi
+}
 if [ -n "$NAME" ]; then
   ids=$NAME
 else
   ids=$("$ENGINE" ps -a -q --no-trunc --filter "label=com.docker.compose.project=$PROJECT" \
-        --filter "label=com.docker.compose.service=$SERVICE" 2>&1) || { say "engine_down=$ids"; exit 4; }
+        --filter "label=com.docker.compose.service=$SERVICE" 2>&1) || { engine_down; say "engine_down=$ids"; exit 4; }
   ids=$(printf '%s\n' "$ids" | sort -u | tr '\n' ' ')
 fi
 say "ids=$ids"
 [ -n "${ids% }" ] || exit 6
 # shellcheck disable=SC2086  # one word per container id
-out=$("$ENGINE" container inspect $ids 2>&1) || { say "inspect_error=$(printf '%s\n' "$out" | tail -n 1)"; exit 7; }
+out=$("$ENGINE" container inspect $ids 2>&1) || {
+  engine_down; say "inspect_error=$(printf '%s\n' "$out" | grep -v '^ *$' | tail -n 1)"; exit 7
+}
 say "--- inspect ---"
 printf '%s\n' "$out"
