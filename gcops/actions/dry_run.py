@@ -66,8 +66,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
         for node in nodes:
             node.host = connect(node.address, ssh_settings(instance))
             if instance.container is not None:   # the engine says where the config and storage are
-                ref = instance.container
-                _step(steps, node.address, "inspect_container", f"{ref.engine} container inspect ({ref.describe()})")
+                _step(steps, node.address, "inspect_container", containers.find_command(instance.container))
                 instance = containers.resolve(instance, node.host, opts.mode)
                 vars = instance.vars
             _step(steps, node.address, "preflight", hostside.preflight_command(

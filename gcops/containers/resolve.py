@@ -67,12 +67,17 @@ def _engine_words(kv: dict[str, str], engine: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def find_command(ref: ContainerRef) -> str:
+    """The host command that finds the container and prints the engine's inspect of it."""
+    args = [f"engine={ref.engine}"] + ([f"name={ref.name}"] if ref.name is not None else
+                                       [f"project={ref.compose_project}", f"service={ref.compose_service}"])
+    return scripts.command("container_find", *args)
+
+
 def find(host: Host, ref: ContainerRef) -> tuple[ContainerFacts, str]:
     """The one running container `ref` names, and the engine command. Raises EngineUnreachable or
     ContainerRefused, each one line naming the engine or the container."""
-    args = [f"engine={ref.engine}"] + ([f"name={ref.name}"] if ref.name is not None else
-                                       [f"project={ref.compose_project}", f"service={ref.compose_service}"])
-    result = host.run(scripts.command("container_find", *args), timeout=60, check=False)
+    result = host.run(find_command(ref), timeout=60, check=False)
     head, _, body = result.text.partition(INSPECT_SEPARATOR)
     kv = parse_kv(head)
     where = f"{host.name}: {ref.engine} {ref.describe()}"

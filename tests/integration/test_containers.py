@@ -112,6 +112,9 @@ def test_compose_labels_and_registry_env_overrides(registry_container, tmp_path)
     make_garbage(reg, tmp_path, kept=1, deleted=1)
     du_before = images.storage_du(reg)
     config = container_config(tmp_path, "compose", "podman", compose=(project, service))
+    dry = run_gcops("--config", str(config), "run", "--dry-run")
+    assert dry.returncode == 0 and "container_find.sh engine=podman project=" in dry.stdout, dry.stdout + dry.stderr
+    assert images.storage_du(reg) == du_before and write_probe(reg) == 400     # the dry run changed nothing
     proc = run_gcops("--config", str(config), "run", "--json")
     assert proc.returncode == 0, proc.stderr
     inst = json_doc(proc)["instances"][0]

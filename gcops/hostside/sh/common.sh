@@ -91,7 +91,8 @@ registry_procs() {
   done | sort
 }
 # stop_gc: stop this run's GC (its whole process group, recorded in $D/gc.pid by gc.sh); fails when it
-# cannot be stopped. Prints gc_stopped= when there was one to stop.
+# cannot be stopped. Prints gc_stopped= when there was one to stop. A GC that runs where its group's end
+# does not reach (by `exec` in a container) is then ended there too, by the run's GC_STOP command.
 stop_gc() {
   GC_PID=$(cat "$D/gc.pid" 2>/dev/null)
   case "$GC_PID" in ''|*[!0-9]*) return 0 ;; esac
@@ -103,4 +104,6 @@ stop_gc() {
   done
   kill -0 -"$GC_PID" 2>/dev/null && return 1
   say "gc_stopped=$GC_PID"
+  if [ -n "${GC_STOP:-}" ]; then sh -c "$GC_STOP" </dev/null >/dev/null 2>&1 && say "gc_stopped_inside=yes"; fi
+  return 0
 }

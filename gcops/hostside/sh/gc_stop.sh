@@ -9,5 +9,7 @@ for kv in "$@"; do
   case "$kv" in d=*) D=${kv#d=} ;; run=*) RUN=${kv#run=} ;; *) say "bad_argument=${kv%%=*}"; exit 2 ;; esac
 done
 lock_ours || { say "lock_lost=yes"; exit 50; }
+CFG='' REAL='' URL='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE='' GC_STOP=''
+read_params || true   # GC_STOP: how a GC run inside a container is ended there
 stop_gc || { say "gc_still_running=$GC_PID"; exit 36; }
 exit 0

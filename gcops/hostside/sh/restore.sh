@@ -31,8 +31,6 @@ say "restore_by=$WHO"
 if [ "$PROBE_FIRST" = probe ]; then write_probe; say "probe_after_gc=$HTTP"; fi
 # This run's GC runs in a session of its own (gc.sh); stop the whole group before anything else.
 stop_gc || { say "gc_still_running=$GC_PID"; exit 36; }
-# A GC run by `exec` in a container outlives its client: the playbook's gc_stop ends it there.
-if [ -n "$GC_STOP" ]; then sh -c "$GC_STOP" </dev/null >/dev/null 2>&1 && say "gc_stopped_inside=yes"; fi
 if ! cmp -s "$D/original" "$REAL"; then
   if [ -e "$D/staged" ] && mv -f "$D/staged" "$REAL" 2>/dev/null && cmp -s "$D/original" "$REAL"; then
     say "config_restored=rename"
