@@ -17,7 +17,7 @@ from gcops import hostside
 from gcops.hostside.outcomes import TLS_CURL_CODES
 from gcops.hosts import Host
 from gcops.registry import s3, storage
-from gcops.containers.registry_env import apply as apply_registry_env
+from gcops.containers.registry_env import apply as apply_registry_env, yaml_bytes
 from gcops.registry.config_file import (RegistryConfig, RegistryConfigError, load_plain, parse_registry_config,
                                         registry_config_from)
 
@@ -41,6 +41,7 @@ class NodeFacts:
     address: str
     kv: dict[str, str] = field(default_factory=dict)
     config_bytes: bytes | None = None
+    effective_config: bytes | None = None   # what the registry runs with: the file, or it with REGISTRY_* env
     config_error: str | None = None
     registry: RegistryConfig | None = None
     storage_root: str | None = None
@@ -120,16 +121,18 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
         try:
             facts.config_bytes = base64.b64decode("".join(b64.split()), validate=True)
             facts.registry = parse_registry_config(facts.config_bytes.decode("utf-8"))
+            facts.effective_config = facts.config_bytes
             if registry_env:
                 effective = apply_registry_env(load_plain(facts.config_bytes.decode("utf-8")), registry_env)
                 facts.registry = registry_config_from(effective)
+                facts.effective_config = yaml_bytes(effective)
         except (binascii.Error, UnicodeDecodeError) as exc:
             facts.config_error = f"cannot decode {vars['config']}: {exc}"
         except RegistryConfigError as exc:
             facts.config_error = f"{vars['config']}: {exc}"
     facts.storage_root = vars.get("storage_root") or (facts.registry.storage_root if facts.registry else None)
     if facts.registry and facts.registry.storage_driver == "s3":
-        facts.bucket = s3.gather(facts.config_bytes, s3_overrides)
+        facts.bucket = s3.gather(facts.effective_config, s3_overrides)
         if facts.bucket.settings is not None:
             facts.storage_root = facts.bucket.settings.where
         if measure and all(ok for _, ok, _ in s3.evaluate_bucket(facts.bucket)):

@@ -12,6 +12,7 @@ of the config (REGISTRY_CONFIGURATION_PATH, ...) are ignored, as the registry do
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 
 from ruamel.yaml import YAML
@@ -65,6 +66,12 @@ def apply(config: Mapping, env: Mapping[str, str]) -> dict:
             table = table[key]
         table[_key(table, path[-1])] = decoded
     return out
+
+
+def yaml_bytes(config: Mapping) -> bytes:
+    """A plain config as YAML text (what the registry runs with, for readers of config bytes: S3, Redis).
+    Written as JSON, which every YAML reader reads back as it was (a flow-style dump of `addr: :5000` is not)."""
+    return json.dumps(dict(config), default=str).encode("utf-8")
 
 
 def read_only_fixed_by(env: Mapping[str, str]) -> list[str]:

@@ -170,7 +170,7 @@ class InstanceCycle:
             untagged.prepare()
             self.steps.append(untagged)
         try:  # a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
-            redis = window_guards.redis_settings_of(self.gc_node.facts.config_bytes)
+            redis = window_guards.redis_settings_of(self.gc_node.facts.effective_config)
         except RegistryConfigError as exc:
             raise preflight.Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
         if redis is not None:

@@ -133,3 +133,19 @@ def test_container_keys_load(tmp_path):
     assert (inst.container.engine, inst.container.compose_project, inst.container.compose_service) == \
         ("podman", "shop", "registry")
     assert inst.container.describe() == "compose service registry of project shop"
+
+
+def test_the_effective_config_carries_env_only_redis_and_s3_settings():
+    """A compose file may set the descriptor cache and the bucket by env alone: the readers of config bytes
+    (the Redis purge, the S3 listing) get what the registry runs with."""
+    from gcops.registry import redis_cache, s3
+
+    base = {"storage": {"filesystem": {"rootdirectory": "/var/lib/registry"}}, "http": {"addr": ":5000"}}
+    env = {"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR": "redis", "REGISTRY_REDIS_ADDR": "cache:6380",
+           "REGISTRY_REDIS_DB": "2"}
+    text = registry_env.yaml_bytes(registry_env.apply(base, env)).decode()
+    settings = redis_cache.redis_settings(text)
+    assert (settings.address, settings.port, settings.db) == ("cache", 6380, 2)
+    env = {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": "reg", "REGISTRY_STORAGE_S3_REGION": "eu-1"}
+    params = s3.s3_parameters(registry_env.yaml_bytes(registry_env.apply(base, env)))
+    assert params["bucket"] == "reg" and params["region"] == "eu-1"
