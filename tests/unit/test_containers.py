@@ -149,3 +149,43 @@ def test_the_effective_config_carries_env_only_redis_and_s3_settings():
     env = {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": "reg", "REGISTRY_STORAGE_S3_REGION": "eu-1"}
     params = s3.s3_parameters(registry_env.yaml_bytes(registry_env.apply(base, env)))
     assert params["bucket"] == "reg" and params["region"] == "eu-1"
+
+
+class RecordedEngineHost:
+    """TEST DOUBLE of a Host: answers the container lookup with recorded inspect output (unit tests only)."""
+
+    name = "local"
+
+    def __init__(self, doc: dict, exit_code: int = 0):
+        self.doc, self.exit_code = doc, exit_code
+
+    def run(self, command, *, input=None, timeout=None, check=True):
+        from gcops.hosts import Result
+
+        text = f"engine_path=/usr/bin/docker\ndocker_host=\nids=registry\n--- inspect ---\n{json.dumps([self.doc])}\n"
+        return Result(self.exit_code, text.encode() if self.exit_code == 0 else b"", b"")
+
+
+def _resolved(doc: dict):
+    from gcops.config import ContainerRef
+    from gcops.containers.resolve import Resolved
+
+    return Resolved(ref=ContainerRef(engine="docker", name="registry"), facts=ContainerFacts.parse(doc),
+                    engine="docker", config_inside="/etc/docker/registry/config.yml", config_copied=False,
+                    registry_env={})
+
+
+def test_a_recreated_or_stopped_container_is_refused_naming_it():
+    from types import SimpleNamespace
+
+    from gcops.containers.resolve import ContainerRefused, ensure_same
+
+    doc = recorded("docker")
+    instance = SimpleNamespace(resolved=_resolved(doc))
+    ensure_same(instance, RecordedEngineHost(doc))        # the same one: nothing to say
+    recreated = {**doc, "Id": "f" * 64}
+    with pytest.raises(ContainerRefused, match=r"container registry was recreated \(id [0-9a-f]{12} is now ffff"):
+        ensure_same(instance, RecordedEngineHost(recreated))
+    stopped = {**doc, "State": {**doc["State"], "Running": False, "Status": "exited"}}
+    with pytest.raises(ContainerRefused, match="container registry is not running"):
+        ensure_same(instance, RecordedEngineHost(stopped))
