@@ -233,7 +233,8 @@ def test_recover_after_kill_copies_the_baked_config_back_into_the_container(regi
     reg = registry_container(bind_config=False)
     garbage = make_garbage(reg, tmp_path, kept=1, deleted=1)
     inside_before = reg.config_inside()
-    config = container_config(tmp_path, "rec", "podman", container=reg.name, vars={"registry": "/bin/slow-registry-120"})
+    # the docker CLI here (the podman CLI in the other baked-config test): `docker cp` through the engine's API
+    config = container_config(tmp_path, "rec", "docker", container=reg.name, vars={"registry": "/bin/slow-registry-120"})
     proc = spawn_gcops("--config", str(config), "run")
     wait_for(lambda: "slow-registry" in _container_processes(reg) or proc.poll() is not None, 60, "GC to start")
     assert proc.poll() is None and write_probe(reg) == 405 and reg.config_inside() != inside_before
@@ -245,7 +246,7 @@ def test_recover_after_kill_copies_the_baked_config_back_into_the_container(regi
     assert reg.config_inside() == inside_before and write_probe(reg) == 400
     assert "slow-registry" not in _container_processes(reg)
     assert all_pull(reg, garbage.kept)
-    proc = run_gcops("--config", str(container_config(tmp_path, "rec", "podman", container=reg.name, state="s2")),
+    proc = run_gcops("--config", str(container_config(tmp_path, "rec", "docker", container=reg.name, state="s2")),
                      "run", "--json")
     assert proc.returncode == 0 and json_doc(proc)["instances"][0]["blobs_deleted"] > 0, proc.stderr
     assert reg.config_inside() == inside_before
