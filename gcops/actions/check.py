@@ -57,7 +57,7 @@ def _container_checks(instance: Instance, host) -> tuple[Instance | None, list[p
     r = resolved.resolved
     where = "copied out of the container's layer" if r.config_copied else "bind mount"
     return resolved, [preflight.Check("engine", True, instance.container.engine),
-                      preflight.Check("container", True, f"{r.facts.name} (id {r.facts.id[:12]}, image {r.facts.image}, "
+                      preflight.Check("container", True, f"{r.facts.name} (id {r.facts.id[:12]}, image {r.facts.image}, registry {r.registry_inside}, "
                                                          f"config {r.config_inside} on the host at "
                                                          f"{resolved.vars['config']}, {where})")]
 

@@ -48,6 +48,7 @@ class Resolved:
     facts: ContainerFacts
     engine: str                    # the engine command as quoted shell words
     config_inside: str             # the config path inside the container
+    registry_inside: str           # the registry binary inside the container (run by exec)
     config_copied: bool            # the config lives in the container's layer; vars.config is its host copy
     registry_env: dict[str, str]   # REGISTRY_* variables the registry applies over its config file
 
@@ -126,6 +127,14 @@ def _config_text(host: Host, path: str, copy: str) -> str:
     return result.text
 
 
+def _require_binary(host: Host, engine: str, facts: ContainerFacts, binary: str, label: str) -> None:
+    """The registry binary is there to `exec` in the container (its shell's own `test`: BusyBox has it)."""
+    command = f"{engine} exec {shlex.quote(facts.id)} /bin/sh -c 'test -x \"$1\"' gcops-check {shlex.quote(binary)}"
+    if host.run(command, timeout=60, check=False).exit_code != 0:
+        raise ContainerRefused(f"{label}: no executable {binary} in it (or no /bin/sh): set vars.registry to the "
+                               "registry binary inside the container")
+
+
 def resolve(instance: Instance, host: Host, mode: str) -> Instance:
     """The instance with host-side vars and rendered container commands; unchanged when it names no
     container. Raises EngineUnreachable / ContainerRefused (nothing changed)."""
@@ -148,6 +157,7 @@ def resolve(instance: Instance, host: Host, mode: str) -> Instance:
     if config_host is None:   # in the container's own layer: worked on through a host copy
         config_host = posixpath.join(COPY_DIR, f"{ref.engine}-{facts.name}", posixpath.basename(config_inside))
         copy = f"{engine} cp {shlex.quote(facts.id + ':' + config_inside)} {shlex.quote(config_host + '.gcops-out')}"
+    _require_binary(host, engine, facts, binary, label)
     env = registry_env.overrides(facts.env)
     fixed = registry_env.read_only_fixed_by(env)
     if fixed:
@@ -186,7 +196,7 @@ def resolve(instance: Instance, host: Host, mode: str) -> Instance:
     playbook = dataclasses.replace(playbook, commands={k: as_literal_template(v) for k, v in commands.items()})
     # the preflight's gc_binary check looks at the engine command: the registry binary itself is inside
     vars["registry"] = shlex.split(engine)[-1]
-    resolved = Resolved(ref=ref, facts=facts, engine=engine, config_inside=config_inside,
+    resolved = Resolved(ref=ref, facts=facts, engine=engine, config_inside=config_inside, registry_inside=binary,
                         config_copied=bool(copy), registry_env=env)
     return dataclasses.replace(instance, vars=vars, playbook=playbook, resolved=resolved)
 

@@ -149,6 +149,11 @@ def test_bad_input_one_line_nothing_changed(registry_container, tmp_path):
     proc = run_gcops("--config", str(container_config(tmp_path, "none", "docker", container="gcops-no-such")),
                      "run", "--json")
     assert proc.returncode == 1 and "gcops-no-such" in json_doc(proc)["instances"][0]["error"]
+    # no such registry binary in the container: refused naming it
+    proc = run_gcops("--config", str(container_config(tmp_path, "bin", "docker", container=reg.name,
+                                                      vars={"registry": "/bin/nope"})), "check", "--json")
+    checks = {c["name"]: c for c in json_doc(proc)["instances"][0]["checks"]}
+    assert proc.returncode == 1 and not checks["container"]["ok"] and "/bin/nope" in checks["container"]["detail"]
     # an unknown engine: a config error, exit 2, one line naming the key
     proc = run_gcops("--config", str(container_config(tmp_path, "eng", "lxc", container=reg.name)), "run")
     assert proc.returncode == 2 and "engine" in proc.stderr and "lxc" in proc.stderr

@@ -171,7 +171,8 @@ def _resolved(doc: dict):
     from gcops.containers.resolve import Resolved
 
     return Resolved(ref=ContainerRef(engine="docker", name="registry"), facts=ContainerFacts.parse(doc),
-                    engine="docker", config_inside="/etc/docker/registry/config.yml", config_copied=False,
+                    engine="docker", config_inside="/etc/docker/registry/config.yml", registry_inside="/bin/registry",
+                    config_copied=False,
                     registry_env={})
 
 
