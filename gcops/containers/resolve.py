@@ -23,7 +23,7 @@ from gcops.config import ContainerRef, Instance
 from gcops.containers import registry_env
 from gcops.containers.inspect import ContainerFacts, InspectError
 from gcops.hostside import parse_kv, scripts
-from gcops.hosts import Host
+from gcops.hosts import Host, HostError
 from gcops.playbooks import as_literal_template, render
 from gcops.registry.config_file import RegistryConfigError, load_plain, registry_config_from
 
@@ -214,6 +214,18 @@ def ensure_same(instance: Instance, host: Host) -> None:
     if facts.id != resolved.facts.id:
         raise ContainerRefused(f"{host.name}: {resolved.ref.engine} container {facts.name} was recreated "
                                f"(id {resolved.facts.id[:12]} is now {facts.id[:12]}) since gcops read it; run again")
+
+
+def changed_since_resolved(instance: Instance, host: Host | None) -> list[str]:
+    """Why a container could not be restored, when it is no longer the one resolved (recreated or stopped
+    during the window: the restore restarted the old id), as a line naming it; else nothing."""
+    if not isinstance(instance.resolved, Resolved) or host is None:
+        return []
+    try:
+        ensure_same(instance, host)
+    except (preflight.Refused, HostError) as exc:
+        return [f"{exc}: restart the container that runs now, so that it reads its restored config"]
+    return []
 
 
 def registry_env_of(instance: Instance) -> dict[str, str] | None:

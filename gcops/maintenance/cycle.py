@@ -253,7 +253,7 @@ class InstanceCycle:
         errors = self._node_notes()
         if any("NOT RESTORED" in note for note in errors):
             self.result.status = NOT_RESTORED
-            errors.extend(self._container_changed())
+            errors.extend(containers.changed_since_resolved(self.instance, self.gc_node.host))
         elif errors and self.result.status == OK:
             self.result.status = FAILED
         if errors:
@@ -273,17 +273,6 @@ class InstanceCycle:
             self.result.reclaimed_bytes = before.storage_bytes - after.storage_bytes
             if self.result.blobs_deleted is None and touched:
                 self.result.blobs_deleted = max(0, before.blobs - after.blobs)
-
-    def _container_changed(self) -> list[str]:
-        """Why a container could not be restored, when it is no longer the one resolved (recreated or stopped
-        during the window: the restore restarts the old id), as a line naming it; else nothing."""
-        if self.instance.container is None or self.gc_node.host is None:
-            return []
-        try:
-            containers.ensure_same(self.instance, self.gc_node.host)
-        except (preflight.Refused, HostError) as exc:
-            return [f"{exc}: restart the container that runs now, so that it reads its restored config"]
-        return []
 
     def _measure(self, step: str) -> storage.StorageSnapshot:
         node = self.gc_node
