@@ -191,7 +191,7 @@ def resolve(instance: Instance, host: Host, mode: str) -> Instance:
         commands.setdefault(name, f"echo 'gcops: {ref.engine} container {facts.name}: no {name} command' >&2; false")
     if copy:   # every start of the registry reads the host copy, copied back into the container first
         copy_in = f"{engine} cp {shlex.quote(config_host)} {shlex.quote(facts.id + ':' + config_inside)}"
-        commands = {name: f"{copy_in} && {cmd}" if name in ("restart", "start") else cmd
+        commands = {name: f"{copy_in} && {{ {cmd}; }}" if name in ("restart", "start") else cmd
                     for name, cmd in commands.items()}
     playbook = dataclasses.replace(playbook, commands={k: as_literal_template(v) for k, v in commands.items()})
     # the preflight's gc_binary check looks at the engine command: the registry binary itself is inside
