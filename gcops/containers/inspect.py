@@ -33,6 +33,7 @@ class ContainerFacts:
     running: bool
     status: str
     image: str
+    started_at: str                           # when the container's main process last started (engine's clock)
     argv: tuple[str, ...]                     # what the container runs: entrypoint path, then its args
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
@@ -56,7 +57,8 @@ class ContainerFacts:
                 ports[port] = tuple((b.get("HostIp") or "", str(b.get("HostPort") or "")) for b in bindings or ())
             argv = tuple(a for a in [doc.get("Path") or "", *(doc.get("Args") or ())] if a)
             return cls(id=doc["Id"], name=str(doc.get("Name", "")).lstrip("/"), running=bool(state.get("Running")),
-                       status=str(state.get("Status", "")), image=str(config.get("Image") or doc.get("ImageName") or ""),
+                       status=str(state.get("Status", "")), started_at=str(state.get("StartedAt", "")),
+                       image=str(config.get("Image") or doc.get("ImageName") or ""),
                        argv=argv, env=env, labels=dict(config.get("Labels") or {}), mounts=mounts, ports=ports)
         except (KeyError, TypeError, AttributeError) as exc:
             raise InspectError(f"unexpected inspect output ({type(exc).__name__}: {exc})") from None

@@ -228,6 +228,19 @@ def changed_since_resolved(instance: Instance, host: Host | None) -> list[str]:
     return []
 
 
+def restarted_since_resolved(instance: Instance, host: Host) -> bool:
+    """The container itself started again since gcops resolved it (same id): its main process, the registry
+    of a `registry:2` container, runs with what was written before that restart. False when unknown."""
+    resolved = instance.resolved
+    if not isinstance(resolved, Resolved):
+        return False
+    try:
+        facts, _ = find(host, resolved.ref)
+    except (preflight.Refused, HostError):
+        return False
+    return facts.id == resolved.facts.id and bool(facts.started_at) and facts.started_at != resolved.facts.started_at
+
+
 def registry_env_of(instance: Instance) -> dict[str, str] | None:
     """The REGISTRY_* overrides of a resolved container instance, else None."""
     return instance.resolved.registry_env if isinstance(instance.resolved, Resolved) else None

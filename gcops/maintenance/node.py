@@ -18,6 +18,7 @@ import structlog
 from gcops import hostside, journal, preflight, window_guards
 from gcops.registry import s3
 from gcops.config import Instance
+from gcops.containers.resolve import restarted_since_resolved
 from gcops.hostside import outcomes
 from gcops.hosts import ConnectionLost, Host, HostError, SSHSettings, connect
 from gcops.playbooks import render
@@ -156,6 +157,10 @@ def verify(node: Node, entered: outcomes.EnterOutcome, instance: Instance | None
         return
     if check.needs_credentials:
         proof = entered.restarted == "yes" if not node.plan.already_read_only else entered.fresh == "yes"
+        if not proof and not node.plan.already_read_only and instance is not None and instance.container is not None:
+            # the registry runs in another process namespace: the engine says whether its container restarted
+            # (the restart comes after the read-only config was written)
+            proof = restarted_since_resolved(instance, node.host)
         if proof:
             node.verified = False
             node.warnings.append(f"{node.address}: read-only NOT verified (the registry wants credentials for the "

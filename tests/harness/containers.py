@@ -284,7 +284,7 @@ class RegistryContainer:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
-                if self.http("GET", "/v2/", timeout=2)[0] == 200:
+                if self.http("GET", "/v2/", timeout=2)[0] in (200, 401):
                     return
             except OSError:
                 pass
@@ -302,9 +302,10 @@ def inspect(name: str) -> dict:
 
 def start_registry(image: str, name: str, base: Path, *, bind_config: bool = True, env: dict | None = None,
                    labels: dict | None = None, config: str = CONFIG, port: int = 5000,
-                   storage_at: str = "/var/lib/registry") -> RegistryContainer:
+                   storage_at: str = "/var/lib/registry", files: dict[str, bytes] | None = None) -> RegistryContainer:
     """A registry container (testcontainers over podman's API): storage bind-mounted from the host at
-    `storage_at`, the config bind-mounted from the host (or left in the image), `port` published."""
+    `storage_at`, the config bind-mounted from the host (or left in the image), `port` published; `files`
+    ({path inside: bytes}) bind-mounted read-only from the host."""
     from testcontainers.core.container import DockerContainer
 
     base.mkdir(parents=True, exist_ok=True)
@@ -322,6 +323,11 @@ def start_registry(image: str, name: str, base: Path, *, bind_config: bool = Tru
         container.with_volume_mapping(str(config_file), "/etc/docker/registry/config.yml", "rw")
     for key, value in (env or {}).items():
         container.with_env(key, value)
+    for inside, data in (files or {}).items():
+        source = base / "files" / inside.lstrip("/").replace("/", "_")
+        source.parent.mkdir(exist_ok=True)
+        source.write_bytes(data)
+        container.with_volume_mapping(str(source), inside, "ro")
     if labels:
         container.with_kwargs(labels=labels)
     container.start()

@@ -255,3 +255,26 @@ def test_recover_after_kill_copies_the_baked_config_back_into_the_container(regi
                      "run", "--json")
     assert proc.returncode == 0 and json_doc(proc)["instances"][0]["blobs_deleted"] > 0, proc.stderr
     assert reg.config_inside() == inside_before
+
+
+def test_behind_htpasswd_the_container_restart_is_the_proof_of_read_only(registry_container, tmp_path):
+    """No probe credentials: the write probe gets 401, and the registry's process is in another namespace; the
+    engine's StartedAt of the container, later than the read-only config, is what lets the GC run."""
+    import bcrypt
+
+    from tests.harness.containers import CONFIG
+
+    creds = ("admin", "s3cret")
+    htpasswd = f"{creds[0]}:".encode() + bcrypt.hashpw(creds[1].encode(), bcrypt.gensalt(rounds=4)) + b"\n"
+    config = CONFIG + "auth:\n  htpasswd:\n    realm: gcops-test\n    path: /etc/docker/registry/htpasswd\n"
+    reg = registry_container(config=config, files={"/etc/docker/registry/htpasswd": htpasswd})
+    kept, gone = (images.push(reg, images.build_layout(tmp_path / f"l{i}", f"t{i}", seed=40 + i, layer_size=65536),
+                              f"t{i}", "team/app", creds=creds) for i in range(2))
+    images.delete_tag(reg, "team/app", gone.tag, creds=creds)
+    before, du_before = reg.config_file.read_bytes(), images.storage_du(reg)
+    proc = run_gcops("--config", str(container_config(tmp_path, "auth", "docker", container=reg.name)), "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "ok" and inst["read_only_verified"] is False
+    assert_reclaimed_within_1pct(inst, du_before, reg)
+    assert reg.config_file.read_bytes() == before and images.pulls(reg, "team/app", kept.tag, creds=creds)
