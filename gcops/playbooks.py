@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,13 @@ from gcops.errors import UsageError
 from gcops.textfiles import TextFileError, read_toml
 
 REQUIRED_COMMANDS = ("restart", "stop", "start", "gc")
-TOP_LEVEL_KEYS = ("name", "summary", "vars", "commands")
+TOP_LEVEL_KEYS = ("name", "summary", "vars", "commands", "container")
+CONTAINER_KEYS = ("vars", "commands")
+CONTAINER_REQUIRED_COMMANDS = ("restart", "gc")
+CONTAINER_COMMANDS = (*REQUIRED_COMMANDS, "status", "gc_stop")   # gc_stop: end an exec'd GC inside
+# vars gcops itself gives the [container.commands] templates: the engine command (already quoted words)
+# and the id of the container it resolved
+CONTAINER_GIVEN_VARS = ("engine", "container_id")
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 PLAYBOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -41,6 +47,10 @@ class Playbook:
     path: Path
     vars: dict[str, str]
     commands: dict[str, str]
+    # [container]: the same deployment run by a container engine (an instance with `engine` set):
+    # var values as seen INSIDE the container, and commands run on the engine host
+    container_vars: dict[str, str] = field(default_factory=dict)
+    container_commands: dict[str, str] = field(default_factory=dict)
 
 
 class PlaybookError(UsageError):
@@ -112,12 +122,16 @@ def template_vars(template: str) -> list[str]:
     return [text for is_var, text in _tokenize(template) if is_var]
 
 
-def render(template: str, vars: Mapping[str, str]) -> str:
+def render(template: str, vars: Mapping[str, str], raw: Mapping[str, str] | None = None) -> str:
     """Give ``template`` with every ``{name}`` replaced by ``shlex.quote(vars[name])``.
 
     ``{{`` and ``}}`` give literal braces. Values are substituted once and never
-    re-scanned. Raises PlaybookError for a malformed template or an unknown var.
+    re-scanned. ``raw`` holds text gcops has already quoted itself (a command's words, such as
+    the container engine's): substituted as it is. Raises PlaybookError for a malformed
+    template or an unknown var.
     """
+    raw = raw or {}
+    vars = {**vars, **{name: "" for name in raw}}
     try:
         pieces = _tokenize(template)
     except ValueError as exc:
@@ -128,7 +142,13 @@ def render(template: str, vars: Mapping[str, str]) -> str:
         raise PlaybookError(
             [f"command template {template!r}: unknown var '{name}' (known vars: {known})" for name in unknown]
         )
-    return "".join(shlex.quote(vars[text]) if is_var else text for is_var, text in pieces)
+    return "".join((raw[text] if text in raw else shlex.quote(vars[text])) if is_var else text
+                   for is_var, text in pieces)
+
+
+def as_literal_template(command: str) -> str:
+    """A rendered command written as a template that renders back to itself (braces doubled)."""
+    return command.replace("{", "{{").replace("}", "}}")
 
 
 def describe_value(value: Any) -> str:
@@ -228,8 +248,47 @@ def load_playbook(path: Path) -> Playbook:
                 known = ", ".join(declared) or "none"
                 bad(f"commands.{name}", f"uses undefined var '{var}' (define it in [vars]; known vars: {known})")
 
+    container_vars, container_commands = _container_table(data, defaults, bad)
     if problems:
         raise PlaybookError(problems)
     return Playbook(
-        name=texts["name"], summary=texts["summary"], path=path, vars=defaults, commands=commands
+        name=texts["name"], summary=texts["summary"], path=path, vars=defaults, commands=commands,
+        container_vars=container_vars, container_commands=container_commands,
     )
+
+
+def _container_table(data: dict[str, Any], defaults: dict[str, str], bad) -> tuple[dict[str, str], dict[str, str]]:
+    """The optional [container] table: its vars (overriding [vars] inside the container) and its commands
+    (restart and gc required), each template checked against the vars it may use."""
+    table = data.get("container")
+    if table is None:
+        return {}, {}
+    if not isinstance(table, dict):
+        bad("container", f"expected a table, got {describe_value(table)}")
+        return {}, {}
+    for key in table:
+        if key not in CONTAINER_KEYS:
+            bad(f"container.{key}", f"unknown key; expected one of: {', '.join(CONTAINER_KEYS)}")
+    sub = lambda key, message: bad(f"container.{key}", message)  # noqa: E731
+    own_vars = _string_table(table, "vars", sub)
+    for name in own_vars:
+        if name not in defaults:
+            bad(f"container.vars.{name}", f"not a var of [vars] (known vars: {', '.join(defaults) or 'none'})")
+    commands = _string_table(table, "commands", sub)
+    for name in CONTAINER_REQUIRED_COMMANDS:
+        if name not in commands:
+            bad(f"container.commands.{name}", "required command is missing")
+    known = {*defaults, *CONTAINER_GIVEN_VARS}
+    for name, template in commands.items():
+        if name not in CONTAINER_COMMANDS:
+            bad(f"container.commands.{name}", f"unknown command; expected one of: {', '.join(CONTAINER_COMMANDS)}")
+            continue
+        try:
+            used = template_vars(template)
+        except ValueError as exc:
+            bad(f"container.commands.{name}", str(exc))
+            continue
+        for var in dict.fromkeys(used):
+            if var not in known:
+                bad(f"container.commands.{name}", f"uses undefined var '{var}' (known: {', '.join(sorted(known))})")
+    return own_vars, commands

@@ -5,11 +5,12 @@ from typing import Sequence
 
 import structlog
 
+from gcops.containers import resolve as containers
 from gcops.maintenance import preflight
 from gcops.storage import identity
 from gcops.actions.common import map_parallel
 from gcops.config import Config, Instance
-from gcops.errors import GcopsError
+from gcops.errors import GcopsError, Refused
 from gcops.transport.hosts import connect
 from gcops.maintenance import ssh_settings
 
@@ -26,8 +27,13 @@ def check_instance(instance: Instance) -> dict:
             checks.append(preflight.Check(f"{prefix}reachable", False, str(exc)))
             continue
         try:
-            facts = preflight.gather(host, instance.vars, s3_overrides=instance.s3)
-            for check in preflight.evaluate(facts, instance.vars, instance.mode):
+            resolved, container_checks = _container_checks(instance, host)
+            checks.extend(container_checks)
+            if resolved is None:
+                continue
+            facts = preflight.gather(host, resolved.vars, s3_overrides=resolved.s3,
+                                     registry_env=containers.registry_env_of(resolved))
+            for check in preflight.evaluate(facts, resolved.vars, resolved.mode):
                 checks.append(preflight.Check(prefix + check.name, check.ok, check.detail))
         except GcopsError as exc:
             checks.append(preflight.Check(f"{prefix}reachable", False, str(exc)))
@@ -36,6 +42,26 @@ def check_instance(instance: Instance) -> dict:
     ok = all(c.ok for c in checks)
     log.info("checked", ok=ok, failed=[c.name for c in checks if not c.ok])
     return {"name": instance.name, "ok": ok, "checks": [c.to_dict() for c in checks]}
+
+
+def _container_checks(instance: Instance, host) -> tuple[Instance | None, list[preflight.Check]]:
+    """The instance as its engine resolves it (itself when it names no container), and the engine and
+    container checks; None when the container cannot be used."""
+    if instance.container is None:
+        return instance, []
+    try:
+        resolved = containers.resolve(instance, host, instance.mode)
+    except containers.EngineUnreachable as exc:
+        return None, [preflight.Check("engine", False, str(exc))]
+    except Refused as exc:
+        return None, [preflight.Check("engine", True, instance.container.engine),
+                      preflight.Check("container", False, str(exc))]
+    r = resolved.resolved
+    where = "copied out of the container's layer" if r.config_copied else "bind mount"
+    return resolved, [preflight.Check("engine", True, instance.container.engine),
+                      preflight.Check("container", True, f"{r.facts.name} (id {r.facts.id[:12]}, image {r.facts.image}, registry {r.registry_inside}, "
+                                                         f"config {r.config_inside} on the host at "
+                                                         f"{resolved.vars['config']}, {where})")]
 
 
 def check(config: Config, targets: Sequence[str], parallel: int | None = None) -> dict:

@@ -20,6 +20,7 @@ from gcops.maintenance import preflight
 from gcops.storage import identity
 from gcops.actions.run import RunRequest, options_for
 from gcops.config import Config, Instance
+from gcops.containers import resolve as containers
 from gcops.errors import GcopsError, Refused
 from gcops.transport.hosts import connect
 from gcops.maintenance import ssh_settings
@@ -69,9 +70,14 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
     try:
         for node in nodes:
             node.host = connect(node.address, ssh_settings(instance))
+            if instance.container is not None:   # the engine says where the config and storage are
+                _step(steps, node.address, "inspect_container", containers.find_command(instance.container))
+                instance = containers.resolve(instance, node.host, opts.mode)
+                vars = instance.vars
             _step(steps, node.address, "preflight", hostside.preflight_command(
                 vars["config"], vars["registry_url"], vars["registry"], vars.get("registry_ca_file", "")))
-            node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3)
+            node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3,
+                                          registry_env=containers.registry_env_of(instance))
             try:
                 preflight.refuse_unless_safe(preflight.evaluate(node.facts, vars, opts.mode))
             except Refused as exc:

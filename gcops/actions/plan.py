@@ -11,6 +11,7 @@ from typing import Sequence
 
 import structlog
 
+from gcops.containers import resolve as containers
 from gcops.maintenance import preflight
 from gcops.maintenance.concurrent_sweep import describe as describe_concurrent
 from gcops.actions.common import cancel_on_signals, map_parallel
@@ -36,7 +37,9 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
         log.warning("plan_failed", error=out["error"])
         return out
     try:
-        facts = preflight.gather(host, instance.vars, measure=True, s3_overrides=instance.s3)
+        instance = containers.resolve(instance, host, instance.mode)
+        facts = preflight.gather(host, instance.vars, measure=True, s3_overrides=instance.s3,
+                                 registry_env=containers.registry_env_of(instance))
         checks = [c for c in preflight.evaluate(facts, instance.vars, instance.mode) if c.name != "lock"]
         preflight.refuse_unless_safe(checks)
         root = facts.storage_root

@@ -20,9 +20,10 @@ from gcops import hostside
 from gcops.state import journal
 from gcops.maintenance import preflight
 from gcops.config import Config, Instance
+from gcops.containers import resolve as containers
 from gcops.hostside import scripts
 from gcops.hostside.kv import parse_kv_all
-from gcops.errors import GcopsError
+from gcops.errors import GcopsError, Refused
 from gcops.transport.hosts import Host, connect
 from gcops.maintenance import ssh_settings
 
@@ -41,7 +42,7 @@ def _manual_steps(instance: Instance, facts: preflight.NodeFacts) -> str:
 
 def recover_node(instance: Instance, host: Host, state_dir) -> dict:
     vars = instance.vars
-    facts = preflight.gather(host, vars)
+    facts = preflight.gather(host, vars, registry_env=containers.registry_env_of(instance))
     intents = [i for i in journal.read_intents(state_dir, instance.name) if i.node == host.name]
     lock = facts.lock
     if lock is not None and not facts.lock_is_stale:
@@ -123,7 +124,10 @@ def recover(config: Config, targets: Sequence[str]) -> tuple[dict, int]:
                 nodes.append({"host": address, "action": "unreachable", "ok": False, "detail": str(exc)})
                 continue
             try:
-                nodes.append(recover_node(instance, host, config.settings.state_dir))
+                resolved = containers.resolve(instance, host, instance.mode)   # the host paths of a container
+                nodes.append(recover_node(resolved, host, config.settings.state_dir))
+            except Refused as exc:
+                nodes.append({"host": address, "action": "container", "ok": False, "detail": str(exc)})
             except GcopsError as exc:
                 nodes.append({"host": address, "action": "failed", "ok": False, "detail": str(exc)})
             finally:

@@ -1,7 +1,7 @@
 """Configuration: load the TOML file, check it against the schema (every problem at once), give typed objects."""
 
 from gcops.config.load import find_config_path, load_config
-from gcops.config.model import Config, ConfigError, Hooks, Instance, RetentionRule, Settings
+from gcops.config.model import Config, ConfigError, ContainerRef, Hooks, Instance, RetentionRule, Settings
 from gcops.config.schema import parse_duration
 
 __all__ = [

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from gcops.textfiles import TextFileError, read_toml
-from gcops.config.model import LOCAL_HOST, Config, ConfigError, Hooks, Instance, RetentionRule, Settings
+from gcops.config.model import (LOCAL_HOST, Config, ConfigError, ContainerRef, Hooks, Instance, RetentionRule,
+                                 Settings)
 from gcops.config.schema import (
     GCOPS, HOOKS, INSTANCE, INSTANCE_OVERRIDES, REQUIRED, SECTIONS, SSH, Invalid, Key, defaults,
 )
@@ -139,6 +140,7 @@ class _InstanceBuilder:
             self.problems.add(f"{at}.{'mode' if 'mode' in given else 'delete_untagged'}",
                               'mode = "concurrent" cannot be combined with delete_untagged = true '
                               '(untagged manifests are only known while writes are refused); use mode = "readonly"')
+        container = self._container(raw, given, hosts, playbook, at)
         if len(self.problems) > before or playbook is None or hosts is None:
             return None
         return Instance(
@@ -152,7 +154,35 @@ class _InstanceBuilder:
             probe=given.get("probe"),
             retention=tuple(RetentionRule(**rule) for rule in given.get("retention", ())),
             s3=given.get("s3"),
+            container=container,
         )
+
+    def _container(self, raw: Mapping[str, Any], given: Mapping[str, Any], hosts, playbook: Playbook | None,
+                   at: str) -> ContainerRef | None:
+        """The container an instance names (engine with exactly one of container / [instance.compose])."""
+        named = [k for k in ("container", "compose") if k in raw]
+        if "engine" not in raw:
+            for k in named:
+                self.problems.add(f"{at}.{k}", 'set engine = "docker" or "podman" too: which engine runs it')
+            return None
+        if not named:
+            self.problems.add(f"{at}.engine", 'name the container: container = "NAME", or [instance.compose] '
+                                              "project and service")
+            return None
+        if len(named) == 2:
+            self.problems.add(f"{at}.compose", "set either container or [instance.compose], not both")
+            return None
+        if hosts is not None and len(hosts) > 1:
+            self.problems.add(f"{at}.hosts", "a containerised registry has one engine host: set host, not hosts")
+        if playbook is not None and not playbook.container_commands:
+            self.problems.add(f"{at}.playbook", f"playbook '{playbook.name}' ({playbook.path}) has no [container] "
+                                                "table: it does not say how to run in a container")
+        if "engine" not in given or named[0] not in given:
+            return None     # a wrong value, already reported
+        if named[0] == "container":
+            return ContainerRef(engine=given["engine"], name=given["container"])
+        project, service = given["compose"]
+        return ContainerRef(engine=given["engine"], compose_project=project, compose_service=service)
 
     def _ssh_config_file(self, given: Mapping[str, Any], merged: Mapping[str, Any], at: str,
                          local: bool) -> Path | None:

@@ -93,6 +93,22 @@ class RetentionRule:
 
 
 @dataclass(frozen=True)
+class ContainerRef:
+    """Which container runs the registry ([[instance]] engine + container, or engine + [instance.compose])."""
+
+    engine: str                          # "docker" | "podman"
+    name: str | None = None              # container name or id
+    compose_project: str | None = None   # com.docker.compose.project label
+    compose_service: str | None = None   # com.docker.compose.service label
+
+    def describe(self) -> str:
+        """How messages name it: `container registry` or `compose service registry of project shop`."""
+        if self.name is not None:
+            return f"container {self.name}"
+        return f"compose service {self.compose_service} of project {self.compose_project}"
+
+
+@dataclass(frozen=True)
 class Instance:
     """One registry storage and the host(s) writing to it, with every setting resolved."""
 
@@ -115,6 +131,8 @@ class Instance:
     probe: ProbeCredentials | None = None   # [instance.probe]
     s3: S3Overrides | None = None        # [instance.s3]
     retention: tuple[RetentionRule, ...] = ()
+    container: ContainerRef | None = None  # engine + container / [instance.compose]
+    resolved: object | None = None          # containers.Resolved, once the engine was asked (vars then host-side)
 
 
 @dataclass(frozen=True)

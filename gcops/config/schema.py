@@ -500,6 +500,29 @@ def retention_rules(doc: str = "") -> Key:
     return Key("an array of tables ([[instance.retention]])", (list,), parse, ABSENT, doc)
 
 
+def compose_table(doc: str = "") -> Key:
+    """[instance.compose]: project and service, the labels compose puts on the container it runs."""
+
+    def parse(table: dict[str, Any], base: Path) -> tuple[str, str]:
+        problems = [(f".{k}", "unknown key; known keys: project, service") for k in table
+                    if k not in ("project", "service")]
+        values = {}
+        for k in ("project", "service"):
+            if k not in table:
+                problems.append((f".{k}", "required key is missing"))
+            elif not isinstance(table[k], str):
+                problems.append((f".{k}", f"expected a string, got {describe_value(table[k])}"))
+            elif not NAME_PATTERN.fullmatch(table[k]):
+                problems.append((f".{k}", f"invalid value {table[k]!r}: {NAME_HINT}"))
+            else:
+                values[k] = table[k]
+        if problems:
+            raise Invalid(problems[0][1], problems[0][0], problems)
+        return values["project"], values["service"]
+
+    return Key("a table ([instance.compose])", (dict,), parse, ABSENT, doc)
+
+
 # [gcops] keys an instance may override; every [ssh] key may be overridden too.
 INSTANCE_OVERRIDES = ("mode", "delete_untagged", "max_window")
 
@@ -510,6 +533,9 @@ INSTANCE: dict[str, Key] = {
     "playbook": text(REQUIRED, pattern=NAME_PATTERN, hint="expected a playbook name (a file name without .toml)"),
     "vars": string_table(doc="overrides of the playbook's vars"),
     "s3": s3_table(doc="registries on S3-compatible storage: the bucket as this machine reaches it"),
+    "engine": choice(("docker", "podman"), ABSENT, doc="the registry runs in a container of this engine"),
+    "container": text(ABSENT, pattern=NAME_PATTERN, hint="expected a container name or id", doc="its name or id"),
+    "compose": compose_table(doc="or the compose project and service whose container it is"),
     **SSH,
     **{key: GCOPS[key] for key in INSTANCE_OVERRIDES},
     "probe": probe_table(doc="credentials with push rights, to verify read-only behind authentication"),

@@ -65,6 +65,7 @@ class NodePlan:
     max_window: float
     already_read_only: bool    # the config was read-only before the run
     ca_file: str = ""          # CA bundle on the host for an https registry_url
+    gc_stop: str = ""          # ends a GC the stop of its client does not end (a container's `exec`)
 
     @property
     def state_dir(self) -> str:
@@ -94,6 +95,7 @@ def enter_command(plan: NodePlan, expected_sha256: str, write_config: bool, new_
         f"expect={expected_sha256}", f"new_sha={new_sha256}", f"deadline={deadline}",
         f"restart={plan.restart}", f"stop={plan.stop}", f"start={plan.start}",
         f"already_ro={'yes' if plan.already_read_only else 'no'}", f"ca={plan.ca_file}", f"probe={PROBE_PATH}",
+        f"gc_stop={plan.gc_stop}",
         f"restore_text={restore}", f"restore_sha={sha256_hex(restore)}",
         f"watchdog_text={watchdog}", f"watchdog_sha={sha256_hex(watchdog)}")
 

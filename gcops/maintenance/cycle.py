@@ -10,6 +10,7 @@ from typing import Callable
 import structlog
 
 from gcops import hostside
+from gcops.containers import resolve as containers
 from gcops.maintenance import preflight
 from gcops.config import Instance
 from gcops.hostside import recover_command
@@ -51,14 +52,18 @@ class InstanceCycle:
         self.result = InstanceResult(name=instance.name, hosts=list(instance.hosts),
                                      playbook=instance.playbook.name, mode=options.mode,
                                      delete_untagged=options.delete_untagged)
-        # --mode concurrent marks before the window and sweeps inside it
-        self.collector = (ConcurrentGC(instance, self.log, run_id=run_id, cancel=cancel)
-                          if options.mode == "concurrent" else RegistryGC(instance, self.log))
+        self.collector = self._collector()
         self.collected = Collected()
         self.steps: list = []          # inside the window, before the collector (apply(node))
         self.after_steps: list = []    # inside the window, after it (apply_after(node, collected)): caches
         self.window: Window | None = None
         self.notes: list[str] = []
+
+    def _collector(self):
+        """--mode concurrent marks before the window and sweeps inside it; else the registry's own GC."""
+        if self.options.mode == "concurrent":
+            return ConcurrentGC(self.instance, self.log, run_id=self.run_id, cancel=self.cancel)
+        return RegistryGC(self.instance, self.log)
 
     @property
     def gc_node(self) -> Node:
@@ -106,12 +111,18 @@ class InstanceCycle:
             node.host = connect(node.address, settings)
 
     def _preflight(self) -> None:
+        if self.instance.container is not None:   # the engine says where things are on its host
+            self._step("inspect_container", host=self.gc_node.address)
+            self.instance = containers.resolve(self.instance, self.gc_node.host, self.options.mode)
+            self.collector = self._collector()
+            self.steps.append(containers.StillSameContainer(self.instance))
         for node in self.nodes:
             self._step("preflight", host=node.address)
             # the GC node's storage is measured in the same round trip as its storage check
             node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
                                           s3_overrides=self.instance.s3,
-                                          on_progress=self._measure_progress("measure_before"))
+                                          on_progress=self._measure_progress("measure_before"),
+                                          registry_env=containers.registry_env_of(self.instance))
             if node is self.gc_node and node.facts.registry is not None:   # known even when refused
                 self.result.storage_driver = node.facts.registry.storage_driver
             preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
@@ -132,7 +143,8 @@ class InstanceCycle:
             raise Refused(f"{node.address}: could not restore what an earlier run left "
                                     f"({' | '.join(lines) or f'exit {result.exit_code}'}); run `gcops recover`")
         node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
-                                      s3_overrides=self.instance.s3)
+                                      s3_overrides=self.instance.s3,
+                                      registry_env=containers.registry_env_of(self.instance))
         preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
 
     def _measured_before(self) -> filesystem.StorageSnapshot:
@@ -157,7 +169,7 @@ class InstanceCycle:
             untagged.prepare()
             self.steps.append(untagged)
         try:  # a Redis descriptor cache is purged after GC; one gcops cannot purge refuses the run
-            redis = guards.redis_settings_of(self.gc_node.facts.config_bytes)
+            redis = guards.redis_settings_of(self.gc_node.facts.effective_config)
         except RegistryConfigError as exc:
             raise Refused(f"{self.gc_node.address}: {self.instance.vars['config']}: {exc}") from exc
         if redis is not None:
@@ -170,6 +182,7 @@ class InstanceCycle:
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:
+        containers.ensure_same(self.instance, self.gc_node.host)   # recreated or stopped since: refused
         for node in self.nodes:
             node.plan = plan_for(self.instance, node, self.options.mode, self.run_id, self.options.max_window)
         opened = time.monotonic()
@@ -246,6 +259,7 @@ class InstanceCycle:
         errors = self._node_notes()
         if any(node.state is NodeState.NOT_RESTORED for node in self.nodes):
             self.result.status = NOT_RESTORED
+            errors.extend(containers.changed_since_resolved(self.instance, self.gc_node.host))
         elif errors and self.result.status == OK:
             self.result.status = FAILED
         if errors:

@@ -21,6 +21,7 @@ from gcops.maintenance import preflight
 from gcops.maintenance import guards
 from gcops.storage import s3
 from gcops.config import Instance
+from gcops.containers.resolve import restarted_since_resolved
 from gcops.errors import LockHeld, Refused, WindowFailed
 from gcops.hostside import outcomes
 from gcops.transport.hosts import Host, HostError, SSHSettings, connect
@@ -107,7 +108,8 @@ def plan_for(instance: Instance, node: Node, mode: str, run_id: str, max_window:
         config_path=vars["config"], registry_url=vars["registry_url"], mode=mode,
         restart=render(cmds["restart"], vars), stop=render(cmds["stop"], vars),
         start=render(cmds["start"], vars), gc=gc_command(instance), max_window=max_window,
-        already_read_only=node.facts.registry.read_only, ca_file=vars.get("registry_ca_file", ""))
+        already_read_only=node.facts.registry.read_only, ca_file=vars.get("registry_ca_file", ""),
+        gc_stop=render(cmds["gc_stop"], vars) if "gc_stop" in cmds else "")
 
 
 def read_only_bytes(node: Node) -> bytes | None:
@@ -195,6 +197,10 @@ def verify(node: Node, entered: outcomes.EnterOutcome, instance: Instance | None
         return
     if check.needs_credentials:
         proof = entered.restarted == "yes" if not node.plan.already_read_only else entered.fresh == "yes"
+        if not proof and not node.plan.already_read_only and instance is not None and instance.container is not None:
+            # the registry runs in another process namespace: the engine says whether its container restarted
+            # (the restart comes after the read-only config was written)
+            proof = restarted_since_resolved(instance, node.host)
         if proof:
             node.verified = False
             node.warnings.append(f"{node.address}: read-only NOT verified (the registry wants credentials for the "

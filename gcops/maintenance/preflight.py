@@ -16,10 +16,11 @@ import psutil
 from gcops import hostside
 from gcops.errors import LockHeld, Refused
 from gcops.hostside.outcomes import TLS_CURL_CODES
+from gcops.containers.registry_env import apply as apply_registry_env, yaml_bytes
+from gcops.registry.config_file import (RegistryConfig, RegistryConfigError, load_plain, parse_registry_config,
+                                        registry_config_from)
+from gcops.storage import filesystem, s3
 from gcops.transport.hosts import Host
-from gcops.storage import s3
-from gcops.storage import filesystem
-from gcops.registry.config_file import RegistryConfig, RegistryConfigError, parse_registry_config
 
 STALE_LOCK_SECONDS = 60   # past the watchdog deadline by this much, a lock is abandoned
 UNARMED_LOCK_SECONDS = 900   # a lock whose holder never wrote its deadline (enter died) is abandoned after this
@@ -42,6 +43,7 @@ class NodeFacts:
     address: str
     kv: dict[str, str] = field(default_factory=dict)
     config_bytes: bytes | None = None
+    effective_config: bytes | None = None   # what the registry runs with: the file, or it with REGISTRY_* env
     config_error: str | None = None
     registry: RegistryConfig | None = None
     storage_root: str | None = None
@@ -107,10 +109,11 @@ class NodeFacts:
 
 
 def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides=None,
-           on_progress=None) -> NodeFacts:
+           on_progress=None, registry_env: dict[str, str] | None = None) -> NodeFacts:
     """Read the node's facts; with `measure`, the storage check also measures it (same round trip):
     `snapshot` is then set. S3 storage is inspected (and measured) from this machine, with
-    `s3_overrides` ([instance.s3]); `on_progress(objects, bytes)` follows a long measurement."""
+    `s3_overrides` ([instance.s3]); `on_progress(objects, bytes)` follows a long measurement.
+    `registry_env`: REGISTRY_* variables a container applies over the file (what the registry runs with)."""
     facts = NodeFacts(address=host.name)
     script = hostside.preflight_command(vars["config"], vars["registry_url"], vars["registry"],
                                        vars.get("registry_ca_file", ""))
@@ -121,13 +124,18 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
         try:
             facts.config_bytes = base64.b64decode("".join(b64.split()), validate=True)
             facts.registry = parse_registry_config(facts.config_bytes.decode("utf-8"))
+            facts.effective_config = facts.config_bytes
+            if registry_env:
+                effective = apply_registry_env(load_plain(facts.config_bytes.decode("utf-8")), registry_env)
+                facts.registry = registry_config_from(effective)
+                facts.effective_config = yaml_bytes(effective)
         except (binascii.Error, UnicodeDecodeError) as exc:
             facts.config_error = f"cannot decode {vars['config']}: {exc}"
         except RegistryConfigError as exc:
             facts.config_error = f"{vars['config']}: {exc}"
     facts.storage_root = vars.get("storage_root") or (facts.registry.storage_root if facts.registry else None)
     if facts.registry and facts.registry.storage_driver == "s3":
-        facts.bucket = s3.gather(facts.config_bytes, s3_overrides)
+        facts.bucket = s3.gather(facts.effective_config, s3_overrides)
         if facts.bucket.settings is not None:
             facts.storage_root = facts.bucket.settings.where
         if measure and all(ok for _, ok, _ in s3.evaluate_bucket(facts.bucket)):

@@ -54,7 +54,20 @@ def _load(text: str):
 
 def parse_registry_config(text: str) -> RegistryConfig:
     """Give what gcops needs from config.yml text. Raises RegistryConfigError."""
-    data = _load(text)
+    return registry_config_from(_load(text))
+
+
+def load_plain(text: str) -> dict:
+    """config.yml text as plain dicts and lists (every alias materialised). Raises RegistryConfigError."""
+    try:
+        return plain(_load(text))
+    except ValueError as exc:
+        raise RegistryConfigError(str(exc)) from exc
+
+
+def registry_config_from(data: dict) -> RegistryConfig:
+    """Give what gcops needs from a parsed config (a file's, or one with the environment's overrides applied).
+    Raises RegistryConfigError."""
     storage = data.get("storage") or {}
     if not isinstance(storage, dict):
         raise RegistryConfigError("'storage' is not a mapping")

@@ -48,6 +48,7 @@ from ruamel.yaml import YAML
 from gcops.state import history
 from gcops.errors import GcopsError, ParseError
 from gcops.config import Config, Instance
+from gcops.containers import resolve as containers
 from gcops.transport.hosts import connect
 from gcops.hostside import scripts
 from gcops.maintenance import ssh_settings
@@ -102,6 +103,7 @@ def sight(instance: Instance, *, create: bool) -> Sighting:
     host = None
     try:
         host = connect(instance.hosts[0], ssh_settings(instance))
+        instance = containers.resolve(instance, host, instance.mode)   # host-side paths of a container
         root = instance.vars.get("storage_root") or ""
         if not root:
             text = host.run(f"cat {shlex.quote(instance.vars['config'])}", timeout=60).text

@@ -131,6 +131,11 @@ def build_multiarch_layout(dir: Path, tag: str, *, arches: Sequence[str] = ("amd
     return layout
 
 
+def registry_address(host) -> str:
+    """Where skopeo reaches the host's registry: 127.0.0.1:5000 in a test host, a published port for a container."""
+    return getattr(host, "registry_address", REGISTRY)
+
+
 def _creds_args(flag: str, creds: tuple[str, str] | None) -> list[str]:
     """TEST ONLY: skopeo takes credentials on its command line."""
     return [flag, f"{creds[0]}:{creds[1]}"] if creds else []
@@ -196,7 +201,7 @@ def push(host, layout: Path, tag: str, repo: str, *, all_platforms: bool = False
         args.append("--all")
     if format:
         args += ["--format", format]
-    p = _skopeo(host, args + [f"oci:{layout}:{tag}", f"docker://{REGISTRY}/{repo}:{dest}"])
+    p = _skopeo(host, args + [f"oci:{layout}:{tag}", f"docker://{registry_address(host)}/{repo}:{dest}"])
     if p.returncode != 0:
         raise HarnessError(f"skopeo push of {layout}:{tag} to {host.name} {repo}:{dest} failed:\n"
                            f"{p.stderr.decode(errors='replace')}")
@@ -218,7 +223,7 @@ def delete_tag(host, repo: str, tag: str, creds: tuple[str, str] | None = None) 
 
 def pulls(host, repo: str, ref: str, *, all_platforms: bool = False, creds: tuple[str, str] | None = None) -> bool:
     """skopeo copy from the registry into a scratch OCI layout (every blob fetched and verified)."""
-    src = f"docker://{REGISTRY}/{repo}{'@' if ref.startswith('sha256:') else ':'}{ref}"
+    src = f"docker://{registry_address(host)}/{repo}{'@' if ref.startswith('sha256:') else ':'}{ref}"
     dest = Path(host.dir) / "tmp" / f"pull-{uuid.uuid4().hex[:8]}"
     args = (["copy", "--src-tls-verify=false", "--retry-times", "0", *_creds_args("--src-creds", creds)]
             + (["--all"] if all_platforms else []))

@@ -79,7 +79,7 @@ take_args() {
 read_params() {
   [ -r "$D/params" ] || return 1
   while IFS= read -r line || [ -n "$line" ]; do
-    kv_assign "cfg=CFG real=REAL url=URL run=RUN mode=MODE service=SERVICE already_ro=ALREADY_RO ca=CA probe=PROBE" \
+    kv_assign "cfg=CFG real=REAL url=URL run=RUN mode=MODE service=SERVICE already_ro=ALREADY_RO ca=CA probe=PROBE gc_stop=GC_STOP" \
       "$line" || :
   done < "$D/params"
   [ -n "${REAL:-}" ] && [ -n "${RUN:-}" ] && [ -n "${MODE:-}" ]
@@ -103,7 +103,9 @@ registry_procs() {
 }
 # stop_gc: stop this run's GC (its whole process group, recorded in $D/gc.pid by gc.sh): SIGTERM, SIGKILL
 # one second later (the window must end by max_window; a GC killed mid-sweep only leaves garbage for the
-# next run); fails when it cannot be stopped. Prints gc_stopped= when there was one to stop.
+# next run); fails when it cannot be stopped. Prints gc_stopped= when there was one to stop. A GC that runs
+# where its group's end does not reach (by `exec` in a container) is then ended there too, by the run's
+# GC_STOP command.
 stop_gc() {
   GC_PID=$(cat "$D/gc.pid" 2>/dev/null)
   case "$GC_PID" in ''|*[!0-9]*) return 0 ;; esac
@@ -115,5 +117,7 @@ stop_gc() {
   done
   kill -0 -"$GC_PID" 2>/dev/null && return 1
   say "gc_stopped=$GC_PID"
+  if [ -n "${GC_STOP:-}" ]; then sh -c "$GC_STOP" </dev/null >/dev/null 2>&1 && say "gc_stopped_inside=yes"; fi
+  return 0
 }
 fi

@@ -11,12 +11,12 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' CFG='' URL='' RUN='' OWNER='' MODE='' WRITE=no EXPECT='' NEW_SHA='' DEADLINE='' RESTART=: STOP=: START=: ALREADY_RO=no
-CA='' PROBE='' RESTORE_TEXT='' RESTORE_SHA='' WATCHDOG_TEXT='' WATCHDOG_SHA=''
+CA='' PROBE='' GC_STOP='' RESTORE_TEXT='' RESTORE_SHA='' WATCHDOG_TEXT='' WATCHDOG_SHA=''
 take_args "d=D cfg=CFG url=URL run=RUN owner=OWNER mode=MODE write=WRITE expect=EXPECT new_sha=NEW_SHA \
-  deadline=DEADLINE restart=RESTART stop=STOP start=START already_ro=ALREADY_RO ca=CA probe=PROBE \
+  deadline=DEADLINE restart=RESTART stop=STOP start=START already_ro=ALREADY_RO ca=CA probe=PROBE gc_stop=GC_STOP \
   restore_text=RESTORE_TEXT restore_sha=RESTORE_SHA watchdog_text=WATCHDOG_TEXT \
   watchdog_sha=WATCHDOG_SHA" "$@"
-for v in "$D" "$CFG" "$URL" "$RUN" "$OWNER" "$MODE" "$RESTART" "$STOP" "$START" "$CA" "$PROBE"; do
+for v in "$D" "$CFG" "$URL" "$RUN" "$OWNER" "$MODE" "$RESTART" "$STOP" "$START" "$CA" "$PROBE" "$GC_STOP"; do
   case "$v" in *"$NL"*) say "refused=a value holds a newline"; exit 2 ;; esac
 done
 case "$DEADLINE" in ''|*[!0-9]*) say "refused=bad deadline"; exit 2 ;; esac
@@ -54,7 +54,7 @@ sum=$(sha_of "$REAL")
 if [ "$sum" != "$EXPECT" ]; then say "config_changed=$sum"; unlock; exit 77; fi
 
 if [ "$MODE" = stop ]; then SERVICE=$START; elif [ "$ALREADY_RO" = yes ]; then SERVICE=:; else SERVICE=$RESTART; fi
-put_text "$D/params" "cfg=$CFG${NL}real=$REAL${NL}url=$URL${NL}run=$RUN${NL}mode=$MODE${NL}service=$SERVICE${NL}already_ro=$ALREADY_RO${NL}ca=$CA${NL}probe=$PROBE$NL" \
+put_text "$D/params" "cfg=$CFG${NL}real=$REAL${NL}url=$URL${NL}run=$RUN${NL}mode=$MODE${NL}service=$SERVICE${NL}already_ro=$ALREADY_RO${NL}ca=$CA${NL}probe=$PROBE${NL}gc_stop=$GC_STOP$NL" \
   || refuse "cannot write $D/params (no space?)"
 put_text "$D/restore.sh" "$RESTORE_TEXT" && [ "$(sha_of "$D/restore.sh")" = "$RESTORE_SHA" ] \
   || refuse "cannot write $D/restore.sh (no space?)"

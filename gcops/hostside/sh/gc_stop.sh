@@ -7,5 +7,7 @@ trap '' PIPE HUP
 D='' RUN=''
 take_args "d=D run=RUN" "$@"
 lock_ours || { say "lock_lost=yes"; exit 50; }
+CFG='' REAL='' URL='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE='' GC_STOP=''
+read_params || true   # GC_STOP: how a GC run inside a container is ended there
 stop_gc || { say "gc_still_running=$GC_PID"; exit 36; }
 exit 0

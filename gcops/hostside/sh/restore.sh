@@ -10,7 +10,7 @@ trap '' PIPE HUP
 D=$(cd "$(dirname "$0")" && pwd) || exit 35
 WHO=${1:-gcops}
 PROBE_FIRST=${2:-}
-CFG='' REAL='' URL='' RUN='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE=''
+CFG='' REAL='' URL='' RUN='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE='' GC_STOP=''
 read_params || { say "params_unreadable=$D/params"; exit 35; }
 find_curl
 # One restorer at a time: a symlink is created atomically and needs no data block.

@@ -5,7 +5,7 @@
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D=$(cd "$(dirname "$0")" && pwd) || exit 1
-CFG='' REAL='' URL='' RUN='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE=''
+CFG='' REAL='' URL='' RUN='' MODE='' SERVICE=: ALREADY_RO=no CA='' PROBE='' GC_STOP=''
 read_params || exit 1
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >> "$D/watchdog.log" 2>/dev/null || true; }
 retry=0
