@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from build_registry import build  # noqa: E402
-from gcops.transport.hosts import SSHHost, SSHSettings  # noqa: E402
+from gcops.transport.hosts import SSHSettings
+from gcops.transport.ssh import SSHHost  # noqa: E402
 from gcops.registry.gc_output import GCOutputParser  # noqa: E402
 from probe import ClientProbe, ProcWatch  # noqa: E402
 from tests.harness import hosts as harness, netns  # noqa: E402

@@ -7,7 +7,6 @@ exit 2, before any host is contacted.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -16,14 +15,13 @@ import click
 import structlog
 
 from gcops import __version__, logs, output
-from gcops.cli_globals import GcopsGroup
+from gcops.cli_admin import config_group, history_group, schedule
+from gcops.cli_globals import EXIT_USAGE, TARGETS_HELP, GcopsGroup, fail
 from gcops.config import Config, ConfigError, Settings, find_config_path, load_config, parse_duration
 from gcops.config.locate import config_not_found, load_settings
 from gcops.errors import GcopsError, UsageError
 
-EXIT_USAGE = 2
 JSON_HELP = "Print one JSON document on stdout (logs stay on stderr); no tables, no progress view."
-TARGETS_HELP = "TARGET: instance names from the config; none means every instance."
 _verbosity = {"verbose": 0}  # read by main() to decide whether a crash shows its traceback
 
 
@@ -50,11 +48,6 @@ class Context:
         return load_settings(self._path())
 
 
-def _fail(message: str) -> None:
-    click.echo(f"gcops: {message}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
 def _refuse_combinations(config: Config, request) -> None:
     """Options that cannot work together on a targeted instance: exit 2 before any host is contacted."""
     from gcops.actions.run import options_for
@@ -64,7 +57,7 @@ def _refuse_combinations(config: Config, request) -> None:
         opts = options_for(instance, request)
         problem = refusal(opts.mode, opts.delete_untagged)
         if problem:
-            _fail(f"{instance.name}: {problem}")
+            fail(f"{instance.name}: {problem}")
 
 
 def _emit_json(doc: dict) -> None:
@@ -219,125 +212,15 @@ def report(ctx, since, until, instance, fmt, wide, output_path):
         text = do_report(open_history(settings), since=since, until=until, instance=instance, fmt=fmt,
                          output=output_path, wide=wide)
     except (ValueError, GcopsError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:
-        _fail(f"-o {output_path}: cannot write the report: {exc.strerror or exc}")
+        fail(f"-o {output_path}: cannot write the report: {exc.strerror or exc}")
     if text:
         click.echo(text, nl=not text.endswith("\n"))
 
 
-@main_group.group("history")
-def history_group():
-    """The run history: SQLite in state_dir, or a shared PostgreSQL database."""
-
-
-@history_group.command("import")
-@click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="The SQLite history to copy (default: history.sqlite3 in [gcops] state_dir).")
-@click.pass_context
-def history_import(ctx, source):
-    """Copy a SQLite history into the PostgreSQL one ([gcops] history); runs already there are left as
-    they are, so importing twice copies nothing the second time (needs only [gcops] of the config)."""
-    from gcops.actions.history_import import ImportRefused, import_history
-    from gcops.state.history import HistoryError
-
-    try:
-        outcome = import_history(ctx.obj.settings(), source)
-    except ImportRefused as exc:
-        _fail(str(exc))
-    except HistoryError as exc:
-        click.echo(f"gcops: {exc}", err=True)
-        sys.exit(1)
-    click.echo(outcome)
-
-
-@main_group.group()
-def schedule():
-    """Nightly runs: a systemd timer + service, or a cron.d line."""
-
-
-def _gcops_command() -> list[str]:
-    """The absolute command a timer or cron runs: this gcops, as systemd would start it.
-
-    Raises ValueError when that command could not work there (gcops not installed
-    for this Python, only found through PYTHONPATH or the current directory).
-    """
-    script = Path(sys.argv[0])
-    if script.name == "gcops" and script.exists():
-        return [str(script.resolve())]
-    probe = subprocess.run([sys.executable, "-c", "import gcops"], cwd="/", capture_output=True,
-                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, check=False)
-    if probe.returncode != 0:
-        raise ValueError(f"gcops is not installed for {sys.executable} (found only through PYTHONPATH or the "
-                         "current directory), so a timer would fail with 'No module named gcops'; install it "
-                         "(sh scripts/install.sh, or pip install .) and run the installed `gcops schedule install`")
-    return [sys.executable, "-m", "gcops"]
-
-
-UNIT_DIR_HELP = "Where the systemd timer and service units live."
-
-
-@schedule.command("install", epilog=TARGETS_HELP)
-@click.argument("targets", nargs=-1)
-@click.option("--at", default="03:00", show_default=True, metavar="HH:MM", help="Local time of the nightly run.")
-@click.option("--cron", is_flag=True, help="Write /etc/cron.d/gcops instead of systemd units.")
-@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
-              show_default=True, help=UNIT_DIR_HELP)
-@click.pass_context
-def schedule_install(ctx, targets, at, cron, unit_dir):
-    """Write and enable a nightly `gcops run` (systemd timer + service, or a cron.d line)."""
-    from gcops.actions import schedule as sched
-
-    config = _load(ctx)
-    config.select(targets)
-    try:
-        paths = sched.install(config_path=config.path.resolve(), targets=targets, at=at, cron=cron,
-                              unit_dir=unit_dir, gcops_command=_gcops_command(), echo=click.echo)
-    except (ValueError, sched.ScheduleError, OSError) as exc:
-        _fail(str(exc))
-    for path in paths:
-        click.echo(f"wrote {path}")
-
-
-@schedule.command("show")
-@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
-              show_default=True, help=UNIT_DIR_HELP)
-def schedule_show(unit_dir):
-    """Print the installed schedule (units or cron line), if any."""
-    from gcops.actions import schedule as sched
-
-    click.echo(sched.show(unit_dir=unit_dir))
-
-
-@schedule.command("remove")
-@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
-              show_default=True, help=UNIT_DIR_HELP)
-def schedule_remove(unit_dir):
-    """Disable and delete the schedule gcops installed."""
-    from gcops.actions import schedule as sched
-
-    try:
-        removed = sched.remove(unit_dir=unit_dir, echo=click.echo)
-    except (ValueError, sched.ScheduleError) as exc:
-        _fail(str(exc))
-    for path in removed:
-        click.echo(f"removed {path}")
-    if not removed:
-        click.echo("nothing to remove")
-
-
-@main_group.group("config")
-def config_group():
-    """Configuration helpers."""
-
-
-@config_group.command("validate")
-@click.pass_context
-def config_validate(ctx):
-    """Load and check the config; print every problem."""
-    config = _load(ctx)
-    click.echo(f"{config.path}: ok ({len(config.instances)} instance(s): "
-               f"{', '.join(i.name for i in config.instances)})")
+for group in (history_group, schedule, config_group):
+    main_group.add_command(group)
 
 
 def main() -> None:

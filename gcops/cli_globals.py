@@ -8,6 +8,7 @@ before click parses anything. Everything after `--` is left alone.
 from __future__ import annotations
 
 import re
+import sys
 
 import click
 
@@ -15,6 +16,9 @@ import click
 GLOBAL_OPTIONS = {"--config": True, "--log-format": True, "-v": False, "--verbose": False,
                   "-q": False, "--quiet": False}
 _SHORT_FLAGS = re.compile(r"^-[vq]+$")  # -v, -vv, -qv ...
+
+EXIT_USAGE = 2
+TARGETS_HELP = "TARGET: instance names from the config; none means every instance."
 
 GLOBAL_EPILOG = ("Global options --config PATH, --log-format console|json, -v and -q may also be given "
                  "after the command (see gcops --help).")
@@ -103,3 +107,9 @@ class GcopsGroup(click.Group):
 
 
 GcopsGroup.group_class = GcopsGroup
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit 2 (nothing was touched)."""
+    click.echo(f"gcops: {message}", err=True)
+    sys.exit(EXIT_USAGE)

@@ -2,11 +2,12 @@
 
 from gcops.config.load import find_config_path, load_config
 from gcops.config.model import Config, ConfigError, ContainerRef, Hooks, Instance, RetentionRule, Settings
-from gcops.config.schema import parse_duration
+from gcops.config.keys import parse_duration
 
 __all__ = [
     "Config",
     "ConfigError",
+    "ContainerRef",
     "Hooks",
     "Instance",
     "RetentionRule",

@@ -10,7 +10,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from gcops.config.load import DEFAULT_CONFIG_PATH, LOCAL_CONFIG_NAME, _Problems, _read_toml, _section, build_settings
+from gcops.config.checking import Problems
+from gcops.config.load import DEFAULT_CONFIG_PATH, LOCAL_CONFIG_NAME, _read_toml, _section, build_settings
 from gcops.config.model import ConfigError, Settings
 
 
@@ -33,7 +34,7 @@ def load_settings(path: Path) -> Settings:
     """
     path = Path(path)
     data = _read_toml(path)
-    problems = _Problems(path)
+    problems = Problems(path)
     base = path.absolute().parent
     settings = build_settings(_section(data, "gcops", problems), base, problems)
     if problems.lines:

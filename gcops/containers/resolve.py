@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from gcops.config import ContainerRef, Instance
 from gcops.containers import registry_env
 from gcops.containers.inspect import ContainerFacts, InspectError
-from gcops.hostside import parse_kv, scripts
+from gcops.hostside import scripts
+from gcops.hostside.kv import parse_kv
 from gcops.errors import HostError, Refused
 from gcops.transport.hosts import Host
 from gcops.playbooks import as_literal_template, render

@@ -26,7 +26,6 @@ import shlex
 from dataclasses import dataclass
 
 from gcops.hostside import scripts
-from gcops.hostside.kv import parse_kv  # noqa: F401 - the reader of the scripts' output, re-exported
 
 GRACE_SECONDS = 10          # the watchdog fires this long after max_window
 READY_TIMEOUT = 60          # seconds a restarted registry may take to answer

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from gcops import hostside
 from gcops.errors import HostError, WindowFailed
+from gcops.hostside.kv import parse_kv
 from gcops.hostside import outcomes, scripts
 from gcops.transport.hosts import ConnectionLost
 from gcops.maintenance.in_window import InWindow
@@ -98,7 +99,7 @@ class RegistryGC:
                 self.log.warning("gc_reconnect_failed", host=node.address, error=str(exc))
                 time.sleep(min(2.0, max(0.0, window.deadline - time.monotonic())))
                 continue
-            kv = hostside.parse_kv(result.text)
+            kv = parse_kv(result.text)
             if "gc_running" in kv:
                 continue
             if "gc_gone" in kv:

@@ -15,6 +15,7 @@ import psutil
 
 from gcops import hostside
 from gcops.errors import LockHeld, Refused
+from gcops.hostside.kv import parse_kv
 from gcops.hostside.outcomes import TLS_CURL_CODES
 from gcops.containers.registry_env import apply as apply_registry_env, yaml_bytes
 from gcops.registry.config_file import (RegistryConfig, RegistryConfigError, load_plain, parse_registry_config,
@@ -101,7 +102,7 @@ class NodeFacts:
         """No repository yet: nothing to collect (2.8's GC would even fail on the missing path)."""
         if self.bucket is not None:
             return self.bucket.repositories is False
-        return hostside.parse_kv(self.storage_output).get("repositories") == "no"
+        return parse_kv(self.storage_output).get("repositories") == "no"
 
     @property
     def leftover(self) -> str | None:
@@ -119,7 +120,7 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
                                        vars.get("registry_ca_file", ""))
     text = host.run(script, timeout=60).text
     head, sep, b64 = text.partition(hostside.CONFIG_SEPARATOR)
-    facts.kv = hostside.parse_kv(head)
+    facts.kv = parse_kv(head)
     if sep:
         try:
             facts.config_bytes = base64.b64decode("".join(b64.split()), validate=True)

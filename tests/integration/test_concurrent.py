@@ -13,7 +13,8 @@ import threading
 import pytest
 
 from gcops.maintenance.concurrent_sweep import ConcurrentCollection, work_dir
-from gcops.transport.hosts import SSHHost, SSHSettings
+from gcops.transport.hosts import SSHSettings
+from gcops.transport.ssh import SSHHost
 from gcops.registry.config_file import with_read_only
 from tests.harness import images
 from tests.integration.concurrent_support import PacedGC, Pusher, build_padding, dry_run_eligible, tag_problems

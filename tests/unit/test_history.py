@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from gcops.state.history import HistoryError, SqliteHistory, db_path, migrations, schema_version
-from gcops.state.history.rows import INSTANCE_COLUMNS, instance_rows, run_row
+from gcops.state.history.records import INSTANCE_COLUMNS, instance_rows, run_row
 
 
 def record_run(state_dir, run):

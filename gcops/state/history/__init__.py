@@ -19,7 +19,7 @@ from pathlib import Path
 from gcops.state.history import owner_copy
 from gcops.state.history.migrations import MIGRATIONS, schema_version
 from gcops.state.history.outbox import OUTBOX_DIR, Outbox, Sending
-from gcops.state.history.rows import StorageOwner
+from gcops.state.history.records import StorageOwner
 from gcops.state.history.sqlite import DB_NAME, SqliteHistory, db_path
 from gcops.state.history.store import HistoryError, SqlHistory
 

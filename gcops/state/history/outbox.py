@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gcops.state.history.rows import StorageOwner
+from gcops.state.history.records import StorageOwner
 from gcops.state.history.store import HistoryError, SqlHistory
 from gcops.textfiles import write_atomically
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from gcops.state.history.rows import (
+from gcops.state.history.records import (
     INSTANCE_COLUMNS, RESULT_SELECT, RUN_COLUMNS, RUN_SELECT, StorageOwner, instance_from_values, instance_rows,
     run_from_values, run_row, runs_query,
 )
