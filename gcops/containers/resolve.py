@@ -245,19 +245,3 @@ def restarted_since_resolved(instance: Instance, host: Host) -> bool:
 def registry_env_of(instance: Instance) -> dict[str, str] | None:
     """The REGISTRY_* overrides of a resolved container instance, else None."""
     return instance.resolved.registry_env if isinstance(instance.resolved, Resolved) else None
-
-
-class StillSameContainer:
-    """A window step before the GC: the container is still the one resolved (its GC runs by exec in it)."""
-
-    name = "container_check"
-
-    def __init__(self, instance: Instance):
-        self.instance = instance
-
-    def apply(self, node) -> None:
-        from gcops.maintenance.node import WindowFailed   # the window's own failure: leave every node
-        try:
-            ensure_same(self.instance, node.host)
-        except ContainerRefused as exc:
-            raise WindowFailed(f"{exc}; GC not run") from None

@@ -17,6 +17,7 @@ from gcops.hostside import recover_command
 from gcops.errors import Cancelled, GcopsError, HostError, LockHeld, Refused, WindowFailed
 from gcops.transport.hosts import connect
 from gcops.maintenance import guards
+from gcops.maintenance.container_check import StillSameContainer
 from gcops.maintenance.caches import RedisDescriptorPurge
 from gcops.maintenance.collect import Collected, RegistryGC, UntaggedRemoval
 from gcops.maintenance.concurrent import ConcurrentGC
@@ -115,7 +116,7 @@ class InstanceCycle:
             self._step("inspect_container", host=self.gc_node.address)
             self.instance = containers.resolve(self.instance, self.gc_node.host, self.options.mode)
             self.collector = self._collector()
-            self.steps.append(containers.StillSameContainer(self.instance))
+            self.steps.append(StillSameContainer(self.instance))
         for node in self.nodes:
             self._step("preflight", host=node.address)
             # the GC node's storage is measured in the same round trip as its storage check
