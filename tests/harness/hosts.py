@@ -177,6 +177,12 @@ class TestHost:
             return _tcp_open(self.address, 22)
         _poll(ready, timeout, f"{self.name} sshd on {self.address}:22")
 
+    def kill_matching(self, fragment: str) -> None:
+        """SIGKILL this host's processes whose command line holds `fragment` (a `pkill -f` that, unlike
+        pkill, never reaches another host's processes: there is one PID namespace for all of them)."""
+        netns.kill_all(lambda: [p for p in netns.pids_in(net_ino=self._net_ino, env_mark=self.netns)
+                                if fragment in " ".join(netns.cmdline(p))])
+
     def stop_sshd(self) -> None:
         """Kill sshd (listener and sessions); the namespaces and the registry stay."""
         pids = [p for p in netns.pids_in(net_ino=self._net_ino) if _exe(p) == "/usr/sbin/sshd"]

@@ -119,8 +119,19 @@ def cmdline(pid: int | str) -> list[str]:
         return []
 
 
+def _mark_of(pid: int | str) -> str | None:
+    """The ENV_MARK value a process carries (the test host it belongs to), or None."""
+    with contextlib.suppress(OSError):
+        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            if item.startswith(f"{ENV_MARK}=".encode()):
+                return item.split(b"=", 1)[1].decode(errors="replace")
+    return None
+
+
 def pids_in(net_ino: int | None = None, mnt_ino: int | None = None, env_mark: str | None = None) -> list[int]:
-    """Live pids in the given net or mount namespace, or carrying ENV_MARK=env_mark."""
+    """Live pids in the given net or mount namespace, or carrying ENV_MARK=env_mark. A process marked as
+    another test host's is never one of them: namespace inode numbers are recycled once a namespace is
+    freed, so a host being torn down must not take a newer host's (another pytest worker's) processes."""
     me = os.getpid()
     out = []
     for entry in os.listdir("/proc"):
@@ -128,9 +139,11 @@ def pids_in(net_ino: int | None = None, mnt_ino: int | None = None, env_mark: st
             continue
         hit = (net_ino is not None and _ino(entry, "net") == net_ino) or (
             mnt_ino is not None and _ino(entry, "mnt") == mnt_ino)
-        if not hit and env_mark is not None:
-            with contextlib.suppress(OSError):
-                hit = f"{ENV_MARK}={env_mark}".encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        mark = _mark_of(entry) if hit or env_mark is not None else None
+        if env_mark is not None:
+            if mark is not None and mark != env_mark:
+                continue
+            hit = hit or mark == env_mark
         if hit and alive(int(entry)):
             out.append(int(entry))
     return out

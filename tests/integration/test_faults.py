@@ -293,7 +293,8 @@ def test_recover_from_local_journal_when_host_record_is_gone(host_factory, tmp_p
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert h.config_file.read_bytes() != original, proc.stderr.read()
-    h.sh(f"pkill -f 'slow-registr[y]'; rm -rf {h.config_path.rsplit('/', 1)[0]}/.gcops")  # the host lost its record
+    h.kill_matching("slow-registry")
+    h.sh(f"rm -rf {h.config_path.rsplit('/', 1)[0]}/.gcops")  # the host lost its record
     rec = run_gcops("--config", str(config), "recover", "--json")
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert json_doc(rec)["instances"][0]["nodes"][0]["action"] == "restored from local journal"
@@ -357,7 +358,8 @@ def test_next_run_recovers_an_abandoned_change_first(host_factory, tmp_path):
     proc = spawn_until_gc(h, config, "run")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    h.sh("pkill -f 'watchdog[.]sh'; pkill -f 'slow-registr[y]'; true")
+    h.kill_matching("watchdog.sh")
+    h.kill_matching("slow-registry")
     state = h.config_file.parent / ".gcops"
     (state / "deadline").write_text(f"{int(time.time()) - 120}\n")   # its deadline is long past
     assert write_probe(h) == 405
