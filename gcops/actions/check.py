@@ -33,7 +33,7 @@ def check_instance(instance: Instance) -> dict:
                 continue
             facts = preflight.gather(host, resolved.vars, s3_overrides=resolved.s3,
                                      registry_env=containers.registry_env_of(resolved))
-            for check in preflight.evaluate(facts, resolved.vars, resolved.mode):
+            for check in preflight.evaluate(facts, resolved.vars):
                 checks.append(preflight.Check(prefix + check.name, check.ok, check.detail))
         except GcopsError as exc:
             checks.append(preflight.Check(f"{prefix}reachable", False, str(exc)))

@@ -79,7 +79,7 @@ def describe_instance(instance: Instance, request: RunRequest, run_id: str) -> d
             node.facts = preflight.gather(node.host, vars, s3_overrides=instance.s3,
                                           registry_env=containers.registry_env_of(instance))
             try:
-                preflight.refuse_unless_safe(preflight.evaluate(node.facts, vars, opts.mode))
+                preflight.refuse_unless_safe(preflight.evaluate(node.facts, vars))
             except Refused as exc:
                 refused = refused or f"{node.address}: {exc}"
         if refused is None:

@@ -40,7 +40,7 @@ def plan_instance(instance: Instance, delete_untagged: bool, cancel, retention: 
         instance = containers.resolve(instance, host, instance.mode)
         facts = preflight.gather(host, instance.vars, measure=True, s3_overrides=instance.s3,
                                  registry_env=containers.registry_env_of(instance))
-        checks = [c for c in preflight.evaluate(facts, instance.vars, instance.mode) if c.name != "lock"]
+        checks = [c for c in preflight.evaluate(facts, instance.vars) if c.name != "lock"]
         preflight.refuse_unless_safe(checks)
         root = facts.storage_root
         if facts.bucket is not None and delete_untagged:

@@ -126,7 +126,7 @@ class InstanceCycle:
                                           registry_env=containers.registry_env_of(self.instance))
             if node is self.gc_node and node.facts.registry is not None:   # known even when refused
                 self.result.storage_driver = node.facts.registry.storage_driver
-            preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
+            preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars))
             if node is self.gc_node and node.facts.bucket is not None and self.options.delete_untagged:
                 raise Refused(s3.DELETE_UNTAGGED_REFUSED)
             if node.facts.leftover or node.facts.lock is not None:
@@ -146,7 +146,7 @@ class InstanceCycle:
         node.facts = preflight.gather(node.host, self.instance.vars, measure=node is self.gc_node,
                                       s3_overrides=self.instance.s3,
                                       registry_env=containers.registry_env_of(self.instance))
-        preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars, self.options.mode))
+        preflight.refuse_unless_safe(preflight.evaluate(node.facts, self.instance.vars))
 
     def _measured_before(self) -> filesystem.StorageSnapshot:
         snap = self.gc_node.facts.snapshot

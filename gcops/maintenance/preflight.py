@@ -160,7 +160,7 @@ def gather(host: Host, vars: dict[str, str], measure: bool = False, s3_overrides
     return facts
 
 
-def evaluate(facts: NodeFacts, vars: dict[str, str], mode: str) -> list[Check]:
+def evaluate(facts: NodeFacts, vars: dict[str, str]) -> list[Check]:
     """Named checks, in the order a person reads them. Pure."""
     cfg = vars["config"]
     checks = [Check("reachable", True, facts.address)]

@@ -51,6 +51,7 @@ from gcops.config import Config, Instance
 from gcops.containers import resolve as containers
 from gcops.transport.hosts import connect
 from gcops.hostside import scripts
+from gcops.hostside.kv import parse_kv
 from gcops.maintenance import ssh_settings
 from gcops.registry.config_file import parse_registry_config
 from gcops.state.results import OK, InstanceResult
@@ -74,16 +75,14 @@ def identity_command(storage_root: str, create: bool) -> str:
 
 def parse_identity(output: str) -> str | None:
     """The id in `identity_command` output, None when the storage has none. Raises IdentityError."""
-    for line in output.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == "storage_id":
-            value = value.strip()
-            if not value:
-                return None
-            if STORAGE_ID.fullmatch(value):
-                return value
-            raise IdentityError(f"not a gcops storage id: {value[:80]!r}")
-    raise IdentityError(f"unexpected output: {output.strip()[-200:]!r}")
+    value = parse_kv(output).get("storage_id")
+    if value is None:
+        raise IdentityError(f"unexpected output: {output.strip()[-200:]!r}")
+    if not value:
+        return None
+    if STORAGE_ID.fullmatch(value):
+        return value
+    raise IdentityError(f"not a gcops storage id: {value[:80]!r}")
 
 
 @dataclass

@@ -100,8 +100,7 @@ def test_a_healthy_bucket_passes_every_check():
 def test_other_drivers_are_refused_naming_the_driver(driver):
     text = f"storage:\n  {driver}:\n    bucket: x\n"
     facts = preflight.NodeFacts(address="h", config_bytes=text.encode(), registry=parse_registry_config(text))
-    checks = preflight.evaluate(facts, {"config": "/etc/c.yml", "registry_url": "http://x", "registry": "r"},
-                                "readonly")
+    checks = preflight.evaluate(facts, {"config": "/etc/c.yml", "registry_url": "http://x", "registry": "r"})
     assert checks[-1].name == "storage_driver" and not checks[-1].ok and f"storage driver {driver}" in checks[-1].detail
 
 
