@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gcops.config.schema import parse_duration  # noqa: E402
+from gcops.config.keys import parse_duration  # noqa: E402
 from gcops.maintenance.window import GC_STOP_SECONDS, OVERRUN_MARGIN_SECONDS  # noqa: E402
 from tests.harness import hosts as harness  # noqa: E402
 from tests.harness.gcops_cli import gcops_argv, gcops_env, instance_block, write_config  # noqa: E402

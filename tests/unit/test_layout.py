@@ -93,3 +93,17 @@ def test_ssh_only_in_transport_and_sql_only_in_the_history():
             assert name.startswith("gcops.transport"), name
         if "import sqlite3" in text or "import psycopg" in text:
             assert name.startswith("gcops.state.history"), name
+
+
+def test_benchmarks_and_scripts_import_what_gcops_has():
+    """Benchmarks and scripts are not run by the suite; their imports of gcops must still resolve."""
+    import importlib
+
+    root = PACKAGE.parent
+    for path in sorted((root / "benchmarks").glob("*.py")) + sorted((root / "scripts").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gcops"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), \
+                        f"{path.name}: from {node.module} import {alias.name}"
