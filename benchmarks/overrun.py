@@ -30,26 +30,11 @@ sys.path.insert(0, str(REPO))
 from gcops.config.keys import parse_duration  # noqa: E402
 from gcops.maintenance.window import GC_STOP_SECONDS, OVERRUN_MARGIN_SECONDS  # noqa: E402
 from tests.harness import hosts as harness  # noqa: E402
-from tests.harness.gcops_cli import gcops_argv, gcops_env, instance_block, write_config  # noqa: E402
+from tests.harness.gcops_cli import (  # noqa: E402
+    SLOW_RESTART_PLAYBOOK, gcops_argv, gcops_env, instance_block, write_config,
+)
 from tests.integration.conftest import make_garbage, write_probe  # noqa: E402
 
-SLOW_RESTART = """\
-# benchmark fixture: the distribution playbook, the registry down 1.5 s on each restart
-name = "slowrestart"
-summary = "distribution with a slow restart (benchmark)"
-[vars]
-config = "/etc/docker/registry/config.yml"
-registry = "/usr/bin/docker-registry"
-registry_url = "http://127.0.0.1:5000"
-registry_ca_file = ""
-storage_root = ""
-service = "docker-registry"
-[commands]
-restart = "systemctl stop {service} && sleep 1.5 && systemctl start {service}"
-stop = "systemctl stop {service}"
-start = "systemctl start {service}"
-gc = "{registry} garbage-collect {config}"
-"""
 GCS = {"stops on SIGTERM": "#!/bin/sh\nexec sleep 3600\n",
        "deaf to SIGTERM": "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n"}
 RESTARTS = {"fast": "distribution", "1.5 s down": "slowrestart"}
@@ -99,7 +84,7 @@ def main() -> int:
         make_garbage(host, base / "images", kept=1, deleted=1)
         books = base / "playbooks"
         books.mkdir()
-        (books / "slowrestart.toml").write_text(SLOW_RESTART)
+        (books / "slowrestart.toml").write_text(SLOW_RESTART_PLAYBOOK)
         gcs = {}
         for i, (label, text) in enumerate(GCS.items()):
             gcs[label] = base / f"gc{i}"

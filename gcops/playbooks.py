@@ -238,15 +238,9 @@ def load_playbook(path: Path) -> Playbook:
     # Vars declared with a wrong value are reported above; do not report them again as undefined.
     declared = data.get("vars", {}) if isinstance(data.get("vars", {}), dict) else None
     for name, template in commands.items():
-        try:
-            used = template_vars(template)
-        except ValueError as exc:
-            bad(f"commands.{name}", str(exc))
-            continue
-        for var in dict.fromkeys(used):
-            if declared is not None and var not in declared:
-                known = ", ".join(declared) or "none"
-                bad(f"commands.{name}", f"uses undefined var '{var}' (define it in [vars]; known vars: {known})")
+        _check_template(template, None if declared is None else set(declared),
+                        lambda m, name=name: bad(f"commands.{name}", m),
+                        f"define it in [vars]; known vars: {', '.join(declared or ()) or 'none'}")
 
     container_vars, container_commands = _container_table(data, defaults, bad)
     if problems:
@@ -283,12 +277,18 @@ def _container_table(data: dict[str, Any], defaults: dict[str, str], bad) -> tup
         if name not in CONTAINER_COMMANDS:
             bad(f"container.commands.{name}", f"unknown command; expected one of: {', '.join(CONTAINER_COMMANDS)}")
             continue
-        try:
-            used = template_vars(template)
-        except ValueError as exc:
-            bad(f"container.commands.{name}", str(exc))
-            continue
-        for var in dict.fromkeys(used):
-            if var not in known:
-                bad(f"container.commands.{name}", f"uses undefined var '{var}' (known: {', '.join(sorted(known))})")
+        _check_template(template, known, lambda m, name=name: bad(f"container.commands.{name}", m),
+                        f"known: {', '.join(sorted(known))}")
     return own_vars, commands
+
+
+def _check_template(template: str, known: set[str] | None, bad, hint: str) -> None:
+    """Report a template that cannot be parsed, or that uses a var not in `known` (None: not checked)."""
+    try:
+        used = template_vars(template)
+    except ValueError as exc:
+        bad(str(exc))
+        return
+    for var in dict.fromkeys(used):
+        if known is not None and var not in known:
+            bad(f"uses undefined var '{var}' ({hint})")

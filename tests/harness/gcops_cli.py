@@ -85,3 +85,23 @@ def json_doc(proc: subprocess.CompletedProcess) -> dict:
     except ValueError as exc:
         raise AssertionError(f"stdout is not one JSON document (exit {proc.returncode}):\n"
                              f"{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}") from exc
+
+
+SLOW_RESTART_PLAYBOOK = """\
+# TEST FIXTURE (gcops integration tests): the distribution playbook, but the registry is down 1.5 s on each
+# restart (as a registry draining its connections, or runit's restart, takes its time)
+name = "slowrestart"
+summary = "TEST FIXTURE: distribution with a slow restart"
+[vars]
+config = "/etc/docker/registry/config.yml"
+registry = "/usr/bin/docker-registry"
+registry_url = "http://127.0.0.1:5000"
+registry_ca_file = ""
+storage_root = ""
+service = "docker-registry"
+[commands]
+restart = "systemctl stop {service} && sleep 1.5 && systemctl start {service}"
+stop = "systemctl stop {service}"
+start = "systemctl start {service}"
+gc = "{registry} garbage-collect {config}"
+"""

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.harness import images, netns
-from tests.harness.gcops_cli import instance_block, json_doc, run_gcops, spawn_gcops, write_config
+from tests.harness.gcops_cli import SLOW_RESTART_PLAYBOOK, instance_block, json_doc, run_gcops, spawn_gcops, write_config
 from tests.integration.conftest import (all_pull, finish, make_garbage, slow_registry, spawn_until_gc, wait_for,
                                         write_probe)
 
@@ -88,24 +88,6 @@ def test_max_window_shorter_than_gc(host_factory, tmp_path):
     assert not [p for p in netns.pids_in(net_ino=h._net_ino) if "slow-registry" in " ".join(netns.cmdline(p))]
 
 
-SLOW_RESTART_PLAYBOOK = """\
-# TEST FIXTURE (gcops integration tests): the distribution playbook, but the registry is down 1.5 s on each
-# restart (as a registry draining its connections, or runit's restart, takes its time)
-name = "slowrestart"
-summary = "TEST FIXTURE: distribution with a slow restart"
-[vars]
-config = "/etc/docker/registry/config.yml"
-registry = "/usr/bin/docker-registry"
-registry_url = "http://127.0.0.1:5000"
-registry_ca_file = ""
-storage_root = ""
-service = "docker-registry"
-[commands]
-restart = "systemctl stop {service} && sleep 1.5 && systemctl start {service}"
-stop = "systemctl stop {service}"
-start = "systemctl start {service}"
-gc = "{registry} garbage-collect {config}"
-"""
 
 
 def test_overrun_of_a_gc_deaf_to_sigterm_ends_within_max_window_and_the_margin(host_factory, tmp_path):
