@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from tests.harness import containers, images
-from tests.harness.gcops_cli import gcops_argv, gcops_env, json_doc, run_gcops, spawn_gcops
+from tests.harness.gcops_cli import gcops_argv, gcops_env, json_doc, run_gcops, spawn_gcops, write_config
 from tests.integration.conftest import all_pull, finish, make_garbage, wait_for, write_probe
 from tests.integration.container_support import (container_config, omnibus_container,  # noqa: F401
                                                  podman_api, registry_container, registry_image)
@@ -278,3 +278,39 @@ def test_behind_htpasswd_the_container_restart_is_the_proof_of_read_only(registr
     assert inst["status"] == "ok" and inst["read_only_verified"] is False
     assert_reclaimed_within_1pct(inst, du_before, reg)
     assert reg.config_file.read_bytes() == before and images.pulls(reg, "team/app", kept.tag, creds=creds)
+
+
+def test_engine_host_reached_over_ssh(registry_container, podman_api, host_factory, tmp_path):
+    """The engine host is an SSH host (a test host in its own network and mount namespaces): inspect, the
+    config edit, the restarts, the GC by exec, the watchdog and the restore all run there, over SSH. Its
+    `docker` is the real docker CLI talking to this machine's podman (as a host's docker talks to its own
+    dockerd); it reaches the published port on its side of the link, so registry_url says where."""
+    import shutil
+
+    reg = registry_container()
+    garbage = make_garbage(reg, tmp_path, kept=1, deleted=2)
+    config_before, du_before = reg.config_file.read_bytes(), images.storage_du(reg)
+    engine = host_factory("engine", start_registry=False)
+    docker = engine.dir / "bin" / "docker"          # first on the engine host's PATH (/usr/local/sbin)
+    docker.write_text(f"#!/bin/sh\nexec {shutil.which('docker')} -H unix://{podman_api.socket} \"$@\"\n")
+    docker.chmod(0o755)
+    block = "\n".join(["[[instance]]", 'name = "remote"', f'host = "{engine.address}"', 'playbook = "distribution"',
+                       'engine = "docker"', f'container = "{reg.name}"', "[instance.vars]",
+                       f'registry_url = "http://{engine.root_address}:{reg.port}"'])
+    config = write_config(tmp_path / "gcops-remote.toml", [block], state_dir=tmp_path / "remote-state",
+                          client_key=engine.client_key, known_hosts=engine.known_hosts)
+    check = run_gcops("--config", str(config), "check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    prober = WriteProber(reg)
+    proc = run_gcops("--config", str(config), "run", "--json")
+    codes = [c for c, _ in prober.finish()]
+    assert proc.returncode == 0, proc.stderr
+    inst = json_doc(proc)["instances"][0]
+    assert inst["status"] == "ok" and inst["read_only_verified"] is True and inst["hosts"] == [engine.address]
+    assert_reclaimed_within_1pct(inst, du_before, reg)
+    assert 405 in codes
+    assert reg.config_file.read_bytes() == config_before
+    assert not (reg.config_file.parent / ".gcops" / "lock").exists()
+    assert all_pull(reg, garbage.kept), reg.last_pull_error
+    layout = images.build_layout(tmp_path / "after", "new", seed=98, layer_size=4096)
+    assert images.pulls(reg, "team/new", images.push(reg, layout, "new", "team/new").tag)   # writes back
