@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from gcops.cli_globals import TARGETS_HELP, fail
+from gcops.cli_globals import TARGETS_HELP, GcopsGroup, fail
 
 
-@click.group("history")
+@click.group("history", cls=GcopsGroup)
 def history_group():
     """The run history: SQLite in state_dir, or a shared PostgreSQL database."""
 
@@ -35,7 +35,7 @@ def history_import(ctx, source):
     click.echo(outcome)
 
 
-@click.group()
+@click.group(cls=GcopsGroup)
 def schedule():
     """Nightly runs: a systemd timer + service, or a cron.d line."""
 
@@ -110,7 +110,7 @@ def schedule_remove(unit_dir):
         click.echo("nothing to remove")
 
 
-@click.group("config")
+@click.group("config", cls=GcopsGroup)
 def config_group():
     """Configuration helpers."""
 

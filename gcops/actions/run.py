@@ -87,6 +87,8 @@ def run(config: Config, request: RunRequest,
         code = doc["exit_code"]
     elif recording.sent_earlier:
         log.info("history_kept_runs_sent", runs=recording.sent_earlier, history=store.where)
+    if recording.warning:
+        log.warning("history_kept_run_not_sent", error=recording.warning)
     hooks.run_hook("after", config.hooks.after, doc, log=log)
     if code != 0:
         hooks.run_hook("on_error", config.hooks.on_error, doc, log=log)

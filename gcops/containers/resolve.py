@@ -53,10 +53,6 @@ class Resolved:
     config_copied: bool            # the config lives in the container's layer; vars.config is its host copy
     registry_env: dict[str, str]   # REGISTRY_* variables the registry applies over its config file
 
-    @property
-    def label(self) -> str:
-        return f"{self.ref.engine} {self.ref.describe()}"
-
 
 def _engine_words(kv: dict[str, str], engine: str) -> str:
     """The engine command as the host runs it, with the endpoint the host's environment named (so that a
@@ -202,12 +198,13 @@ def resolve(instance: Instance, host: Host, mode: str) -> Instance:
     return dataclasses.replace(instance, vars=vars, playbook=playbook, resolved=resolved)
 
 
-def ensure_same(instance: Instance, host: Host) -> None:
+def ensure_same(instance: Instance, host: Host) -> Instance:
     """The container resolved earlier is still the one running; else ContainerRefused naming it
-    (recreated with a new id, or stopped)."""
+    (recreated with a new id, or stopped). Gives the instance with the engine's facts as they are now:
+    the start time a restart is proved against is the one just before the window, not the preflight's."""
     resolved = instance.resolved
     if not isinstance(resolved, Resolved):
-        return
+        return instance
     try:
         facts, _ = find(host, resolved.ref)
     except ContainerRefused as exc:
@@ -215,6 +212,7 @@ def ensure_same(instance: Instance, host: Host) -> None:
     if facts.id != resolved.facts.id:
         raise ContainerRefused(f"{host.name}: {resolved.ref.engine} container {facts.name} was recreated "
                                f"(id {resolved.facts.id[:12]} is now {facts.id[:12]}) since gcops read it; run again")
+    return dataclasses.replace(instance, resolved=dataclasses.replace(resolved, facts=facts))
 
 
 def changed_since_resolved(instance: Instance, host: Host | None) -> list[str]:

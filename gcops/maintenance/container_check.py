@@ -6,8 +6,8 @@ was resolved must not be collected, and the window restores.
 from __future__ import annotations
 
 from gcops.config import Instance
-from gcops.containers.resolve import ContainerRefused, ensure_same
-from gcops.errors import WindowFailed
+from gcops.containers.resolve import ensure_same
+from gcops.errors import Refused, WindowFailed
 from gcops.maintenance.in_window import InWindow
 from gcops.maintenance.step_figures import StepFigures, StepStatus
 
@@ -25,5 +25,5 @@ class StillSameContainer:
     def apply(self, window: InWindow) -> None:
         try:
             ensure_same(self.instance, window.host)
-        except ContainerRefused as exc:
+        except Refused as exc:      # recreated, stopped, or the engine stopped answering: the window restores
             raise WindowFailed(f"{exc}; GC not run") from None

@@ -183,7 +183,8 @@ class InstanceCycle:
 
     # -- the window ------------------------------------------------------------------------------
     def _window(self) -> None:
-        containers.ensure_same(self.instance, self.gc_node.host)   # recreated or stopped since: refused
+        # recreated or stopped since: refused; its start time now is what a restart is proved against
+        self.instance = containers.ensure_same(self.instance, self.gc_node.host)
         for node in self.nodes:
             node.plan = plan_for(self.instance, node, self.options.mode, self.run_id, self.options.max_window)
         opened = time.monotonic()
@@ -229,6 +230,8 @@ class InstanceCycle:
         """Inside the window, whatever the collector's fate: what it deleted must be known, and caches purged,
         before writes are accepted again. A collector that did not end is stopped first."""
         node = self.gc_node
+        if node.host is None:       # a reconnect during the GC failed: try once more (HostError otherwise)
+            node.reconnect(self.instance)
         if self.collected.exit_code is None:
             node.host.run(hostside.gc_stop_command(node.plan), timeout=120, check=False)
         error = self.collector.read_output(node, self.collected)

@@ -131,11 +131,9 @@ def enter_command_for(node: Node) -> tuple[str, bytes | None]:
     return command, new
 
 
-def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutcome:
-    """Lock, intent (locally first, then on the host), watchdog, read-only or stop. Raises Refused/LockHeld
-    when the host refused before changing anything, WindowFailed when entering failed after a change."""
+def _write_intent(state_dir, node: Node, instance_name: str) -> None:
+    """The local journal's intent for this node, before the host is changed. Raises OSError."""
     plan, facts = node.plan, node.facts
-    command, new = enter_command_for(node)
     journal.write_intent(state_dir, journal.Intent(
         run_id=plan.run_id, instance=instance_name, node=node.address, config_path=plan.config_path,
         registry_url=plan.registry_url, mode=plan.host_mode, restart=plan.restart, start=plan.start,
@@ -144,6 +142,19 @@ def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutco
         original_b64=base64.b64encode(facts.config_bytes).decode("ascii") if s3.journal_safe(facts.config_bytes)
         else "",
         original_sha256=hashlib.sha256(facts.config_bytes).hexdigest()))
+
+
+def enter(node: Node, instance_name: str, state_dir, log) -> outcomes.EnterOutcome:
+    """Lock, intent (locally first, then on the host), watchdog, read-only or stop. Raises Refused/LockHeld
+    when the host refused before changing anything, WindowFailed when entering failed after a change."""
+    plan = node.plan
+    command, new = enter_command_for(node)
+    try:
+        _write_intent(state_dir, node, instance_name)
+    except OSError as exc:      # before anything changed on the host: refused, nothing to restore
+        raise Refused(f"{node.address}: cannot write the intent to the local journal in {state_dir}: "
+                      f"{exc.strerror or exc}") from exc
+
     node.entered = True       # from here on a leave is owed, whatever the host says
     result = node.host.run(command, input=new, timeout=ENTER_TIMEOUT, check=False)
     outcome = outcomes.parse_enter(result.exit_code, result.text)
@@ -241,7 +252,10 @@ def leave(node: Node, instance: Instance, state_dir, log) -> outcomes.LeaveOutco
         node.notes.append(f"{node.address}: read-only was LOST during the window (write probe answered "
                           f"{outcome.probe_after_gc}): was `gitlab-ctl reconfigure` run? Check the registry "
                           "and its storage")
-    journal.remove_intent(state_dir, instance.name, node.address, node.plan.run_id)
+    try:
+        journal.remove_intent(state_dir, instance.name, node.address, node.plan.run_id)
+    except OSError as exc:      # the registry is restored; the leftover intent only makes recover look again
+        log.warning("journal_intent_left", host=node.address, error=str(exc))
     node.window_end = outcome.window_end
     log.info("restored", host=node.address, by=outcome.kv.get("restored_by") or outcome.kv.get("restore_by"),
              probe_after=outcome.kv.get("probe_after"))

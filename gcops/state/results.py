@@ -47,7 +47,8 @@ class InstanceResult:
 
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+    # 32 random bits: per-host timers sharing one history start in the same second
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
 
 def iso(ts: datetime) -> str:

@@ -178,13 +178,20 @@ def _resolved(doc: dict):
 
 
 def test_a_recreated_or_stopped_container_is_refused_naming_it():
-    from types import SimpleNamespace
+    from dataclasses import dataclass
 
     from gcops.containers.resolve import ContainerRefused, ensure_same
 
+    @dataclass(frozen=True)
+    class Resolvable:
+        resolved: object
+
     doc = recorded("docker")
-    instance = SimpleNamespace(resolved=_resolved(doc))
-    ensure_same(instance, RecordedEngineHost(doc))        # the same one: nothing to say
+    instance = Resolvable(_resolved(doc))
+    assert ensure_same(instance, RecordedEngineHost(doc)) == instance       # the same one: nothing to say
+    # the same container, restarted meanwhile (a crash, an admin): the restart proof starts from now
+    later = {**doc, "State": {**doc["State"], "StartedAt": "2026-12-05T02:00:00.000000000Z"}}
+    assert ensure_same(instance, RecordedEngineHost(later)).resolved.facts.started_at.startswith("2026-12-05T02:00")
     recreated = {**doc, "Id": "f" * 64}
     with pytest.raises(ContainerRefused, match=r"container registry was recreated \(id [0-9a-f]{12} is now ffff"):
         ensure_same(instance, RecordedEngineHost(recreated))

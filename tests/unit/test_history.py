@@ -78,12 +78,38 @@ def test_figures_are_real_columns(tmp_path):
     assert (total, unknown) == (4_500_000_000, 1)
 
 
-def test_recording_a_run_again_replaces_it(tmp_path):
-    record_run(tmp_path, RUN_1)
-    corrected = {**RUN_1, "exit_code": 3, "instances": RUN_1["instances"][:1]}
-    record_run(tmp_path, corrected)
+def test_a_run_sent_twice_is_stored_once_and_another_run_under_its_id_is_refused(tmp_path):
+    """The outbox may send a run twice (killed between commit and unlink): stored once. A different run
+    under the same id (another machine's, same second, same suffix) must not overwrite it, silently or not."""
+    from gcops.state.history.store import RecordRejected
 
-    assert load_runs(tmp_path) == [corrected]
+    record_run(tmp_path, RUN_1)
+    record_run(tmp_path, json.loads(json.dumps(RUN_1)))
+    assert load_runs(tmp_path) == [RUN_1]
+    other = {**RUN_1, "exit_code": 3, "instances": RUN_1["instances"][:1]}
+    with pytest.raises(RecordRejected, match="already recorded with other content"):
+        record_run(tmp_path, other)
+    assert load_runs(tmp_path) == [RUN_1]
+
+
+def test_a_refused_record_is_set_aside_and_never_blocks_the_runs_after_it(tmp_path):
+    from gcops.state.history import Outbox
+
+    store = SqliteHistory(db_path(tmp_path))
+    store.record_run(RUN_1)
+    outbox = Outbox(tmp_path)
+    outbox.keep({**RUN_1, "exit_code": 3})          # the same id, other content: the database refuses it
+    outbox.keep(RUN_2)
+    sending = outbox.send(store)
+    assert sending.sent == 1 and sending.waiting == 0 and ".rejected" in sending.error
+    assert [r["run_id"] for r in store.load_runs()] == [RUN_1["run_id"], RUN_2["run_id"]]
+    assert list(outbox.dir.glob("*.rejected"))
+
+
+def test_a_nul_in_an_error_is_stored_not_refused():
+    run = {**RUN_2, "instances": [{**RUN_2["instances"][0], "error": "host said a\x00b"}]}
+    texts = [value for row in instance_rows(run) for value in row if isinstance(value, str)]
+    assert "host said a\ufffdb" in texts and not any("\x00" in value for value in texts)
 
 
 def test_unknown_fields_survive_a_round_trip(tmp_path):

@@ -50,6 +50,7 @@ class Recording:
     sent_earlier: int               # runs kept by earlier commands, sent now
     waiting: int                    # runs still in the outbox afterwards (this one included when it failed)
     error: str | None = None        # one line for the user: what failed, where the run is kept
+    warning: str | None = None      # this run is recorded, but another kept run could not be sent
 
     @property
     def recorded(self) -> bool:
@@ -78,10 +79,14 @@ def record_or_keep(store: SqlHistory, state_dir: Path, run: dict,
         sending = outbox.send(store)
         return Recording(sending.sent, sending.waiting, sending.error)
     sending = outbox.send(store)
-    mine_sent = not (outbox.dir / f"{run['run_id']}.json").exists()
+    kept = outbox.dir / f"{run['run_id']}.json"
+    rejected = kept.with_suffix(".rejected")
+    if rejected.exists():
+        return Recording(sending.sent, sending.waiting, f"run {run['run_id']} not recorded: {sending.error}")
+    mine_sent = not kept.exists()
     earlier = sending.sent - int(mine_sent)
-    if mine_sent:   # an error here is about another kept run (set aside as unreadable)
-        return Recording(earlier, sending.waiting, sending.error)
+    if mine_sent:   # an error here is about another kept run (set aside, or still waiting)
+        return Recording(earlier, sending.waiting, warning=sending.error)
     return Recording(earlier, sending.waiting,
                      f"run {run['run_id']} not recorded: {sending.error}; kept in {outbox.dir} "
                      f"({sending.waiting} run(s) waiting), sent by the next gcops run")

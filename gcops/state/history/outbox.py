@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcops.state.history.records import StorageOwner
-from gcops.state.history.store import HistoryError, SqlHistory
+from gcops.state.history.store import HistoryError, RecordRejected, SqlHistory
 from gcops.textfiles import write_atomically
 
 OUTBOX_DIR = "history-outbox"
@@ -76,6 +76,11 @@ class Outbox:
                     owners = [StorageOwner(**o) for o in record.get("storage_owners", ())]
                     store.record_run(record["run"], owners)
                 except FileNotFoundError:
+                    continue
+                except RecordRejected as exc:
+                    aside = path.with_suffix(".rejected")    # sending it again cannot succeed: never block
+                    path.rename(aside)                       # the runs after it; kept for a person
+                    error = f"{aside}: the database refused this kept run ({exc}); set aside"
                     continue
                 except HistoryError as exc:
                     error = str(exc)

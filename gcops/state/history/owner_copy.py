@@ -8,6 +8,7 @@ the runs still waiting in its outbox. The newest record of a storage wins, as in
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -40,7 +41,10 @@ def remember(state_dir: Path, owners: Mapping[str, dict]) -> None:
     if not owners:
         return
     path = Path(state_dir) / COPY_NAME
-    write_atomically(path, json.dumps(_newest(_read(path), owners), sort_keys=True), mode=0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(COPY_NAME + ".lock"), "a") as lock:   # gcops runs at once on one machine:
+        fcntl.flock(lock, fcntl.LOCK_EX)                         # each merge sees the one before it
+        write_atomically(path, json.dumps(_newest(_read(path), owners), sort_keys=True), mode=0o600)
 
 
 def known(state_dir: Path, storage_ids: Iterable[str]) -> dict[str, dict]:

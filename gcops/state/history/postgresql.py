@@ -40,6 +40,7 @@ class PostgresHistory(SqlHistory):
         self._password = password
         self.where = display_url(url)
         self.driver_error = psycopg.Error
+        self.rejections = (psycopg.DataError, psycopg.IntegrityError)
         self._migrated = False
 
     def __repr__(self) -> str:

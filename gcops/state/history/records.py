@@ -62,6 +62,12 @@ def _flag(value: object) -> int | None:
     return None if value is None else int(bool(value))
 
 
+def _text(value: object) -> object:
+    """A text column's value as every database takes it: PostgreSQL refuses NUL in text, and an error
+    quoting a host's stderr may hold one."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 def run_row(run: dict) -> tuple:
     """The ``runs`` row of a run document, in RUN_COLUMNS order. ValueError without run_id/started_at."""
     run_id = run.get("run_id")
@@ -80,7 +86,7 @@ def instance_rows(run: dict) -> list[tuple]:
     rows = []
     for position, result in enumerate(run.get("instances") or []):
         values = [json.dumps(list(result.get("hosts") or []))]
-        values += [result.get(key) for key in INSTANCE_TEXT]
+        values += [_text(result.get(key)) for key in INSTANCE_TEXT]
         values += [_flag(result.get(key)) for key in INSTANCE_BOOL]
         values += [result.get(key) for key in INSTANCE_INT + INSTANCE_REAL]
         tags = result.get("tags_deleted")

@@ -23,6 +23,7 @@ class SqliteHistory(SqlHistory):
     """The history in one SQLite file; created (with its folder) on the first write."""
 
     driver_error = sqlite3.Error
+    rejections = (sqlite3.DataError, sqlite3.IntegrityError)
     begin = "BEGIN IMMEDIATE"   # take the write lock at once: concurrent writers queue, never deadlock
 
     def __init__(self, path: Path):

@@ -24,6 +24,10 @@ class HistoryError(StateError):
     """The history database cannot be used; the message is one line for the user (never a password)."""
 
 
+class RecordRejected(HistoryError):
+    """The database refused this record itself (not the connection): sending it again cannot succeed."""
+
+
 _RUN_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
 INSERT_RUN = f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
 INSERT_RESULT = (f"INSERT INTO instance_results (run_id, position, {', '.join(INSTANCE_COLUMNS)}, document)"
@@ -41,6 +45,7 @@ class SqlHistory:
 
     where: str = ""                 # how messages name the database (never with a password)
     driver_error: type[Exception] = Exception
+    rejections: tuple[type[Exception], ...] = ()    # driver errors about the record, not the database
     begin = "BEGIN"
     paramstyle = "qmark"            # or "format" (%s)
 
@@ -82,7 +87,8 @@ class SqlHistory:
         try:
             yield db
         except self.driver_error as exc:
-            raise HistoryError(f"{self.where}: cannot {doing}: {self.describe(exc)}") from None
+            kind = RecordRejected if isinstance(exc, self.rejections) else HistoryError
+            raise kind(f"{self.where}: cannot {doing}: {self.describe(exc)}") from None
         finally:
             try:
                 db.close()
@@ -117,15 +123,21 @@ class SqlHistory:
     # --- the interface ---------------------------------------------------------------------
     def record_run(self, run: dict, owners: Iterable[StorageOwner] = ()) -> None:
         """Store ``run`` (a SPEC run document) and the storages its instances worked, in one
-        transaction, replacing an earlier record of the same run_id (sending it twice stores it once).
+        transaction. Sending it twice stores it once; a different run under the same run_id (another
+        machine's, started the same second with the same random suffix) is never overwritten.
 
-        Raises ValueError for a document without run_id/started_at, HistoryError when the database
-        cannot be used.
+        Raises ValueError for a document without run_id/started_at, RecordRejected when the database
+        refuses this record, HistoryError when the database cannot be used.
         """
-        run_row(run)  # ValueError before anything is opened
+        row = run_row(run)  # ValueError before anything is opened
         with self._session(f"record run {run['run_id']}", for_writing=True) as db:
             with self._transaction(db):
-                self._write_run(db, run, replace=True)
+                if not self._write_run(db, run, replace=False):
+                    stored = self._tuples(db, "SELECT document FROM runs WHERE run_id = ?", (run["run_id"],))
+                    if not stored or stored[0][0] != row[-1]:
+                        raise RecordRejected(f"{self.where}: run {run['run_id']} is already recorded with "
+                                             "other content (another gcops' run with the same id); not "
+                                             "overwritten")
                 self._write_owners(db, owners)
 
     def import_runs(self, runs: Iterable[dict], owners: Iterable[StorageOwner]) -> int:
