@@ -83,7 +83,8 @@ def probe_table(doc: str = "") -> Key:
         problems = [(f".{k}", f"unknown key; known keys: {', '.join(PROBE_KEYS)}") for k in table if k not in PROBE_KEYS]
         for k in ("username", "password", "password_file", "repository", "ca_file"):
             if k in table and not isinstance(table[k], str):
-                problems.append((f".{k}", f"expected a string, got {describe_value(table[k])}"))
+                shown = type(table[k]).__name__ if k == "password" else describe_value(table[k])  # never the secret
+                problems.append((f".{k}", f"expected a string, got {shown}"))
         if problems:
             raise Invalid(problems[0][1], problems[0][0], problems)
         if not table.get("username"):
@@ -250,7 +251,8 @@ def compose_table(doc: str = "") -> Key:
             if k not in table:
                 problems.append((f".{k}", "required key is missing"))
             elif not isinstance(table[k], str):
-                problems.append((f".{k}", f"expected a string, got {describe_value(table[k])}"))
+                shown = type(table[k]).__name__ if k == "password" else describe_value(table[k])  # never the secret
+                problems.append((f".{k}", f"expected a string, got {shown}"))
             elif not NAME_PATTERN.fullmatch(table[k]):
                 problems.append((f".{k}", f"invalid value {table[k]!r}: {NAME_HINT}"))
             else:

@@ -393,6 +393,12 @@ def test_probe_mistakes_name_their_key(tmp_path, table, key, fragment):
     assert fragment in problem_at(path, f"instance[0].{key}")
 
 
+def test_a_probe_password_of_the_wrong_type_is_named_never_shown(tmp_path):
+    path = write_config(tmp_path, INSTANCE + "[instance.probe]\nusername = \"u\"\npassword = 987654321\n")
+    said = problem_at(path, "instance[0].probe.password")
+    assert "expected a string, got int" in said and "987654321" not in "\n".join(problems_of(path))
+
+
 def test_no_probe_table_means_no_credentials(tmp_path):
     assert load_config(write_config(tmp_path, INSTANCE)).instances[0].probe is None
 
