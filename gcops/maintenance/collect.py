@@ -22,7 +22,7 @@ from gcops.maintenance.node import Node, gc_command
 from gcops.registry.gc_output import GCOutputParser, GCSummary
 from gcops.registry.untagged import UntaggedScan, delete_input
 from gcops.retention.step import unlinked
-from gcops.maintenance.step_figures import StepFigures, StepStatus
+from gcops.state.step_figures import StepFigures, StepStatus
 
 
 @dataclass

@@ -9,7 +9,7 @@ from gcops.config import Instance
 from gcops.containers.resolve import ensure_same
 from gcops.errors import Refused, WindowFailed
 from gcops.maintenance.in_window import InWindow
-from gcops.maintenance.step_figures import StepFigures, StepStatus
+from gcops.state.step_figures import StepFigures, StepStatus
 
 
 class StillSameContainer:

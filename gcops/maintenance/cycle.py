@@ -28,7 +28,7 @@ from gcops.storage import s3
 from gcops.storage import filesystem
 from gcops.registry.config_file import RegistryConfigError
 from gcops.retention import RetentionStep
-from gcops.maintenance.step_figures import StepStatus
+from gcops.state.step_figures import StepStatus
 from gcops.state.results import FAILED, NOT_RESTORED, OK, SKIPPED, InstanceResult
 
 

@@ -23,7 +23,7 @@ from typing import Callable
 from gcops import hostside
 from gcops.errors import Cancelled, WindowFailed
 from gcops.hostside import outcomes
-from gcops.maintenance.step_figures import StepStatus
+from gcops.state.step_figures import StepStatus
 from gcops.transport.hosts import CommandTimeout, ConnectionLost, Result
 
 

@@ -22,7 +22,7 @@ from gcops.config import RetentionRule
 from gcops.hostside import scripts
 from gcops.errors import ParseError, WindowFailed
 from gcops.transport.hosts import Host
-from gcops.maintenance.step_figures import StepFigures, StepStatus
+from gcops.state.step_figures import StepFigures, StepStatus
 from gcops.errors import Refused
 from gcops.registry.untagged import (HEX, REPO, RepoManifests, UntaggedScan, delete_input, listing_command,
                                      parse_listing, reached)

@@ -35,8 +35,12 @@ def top_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
-            if target and target != name:
-                out.add(target)
+            # importing a.b.c runs a/__init__ and a/b/__init__ first: those are imported too
+            parts = target.split(".")
+            for i in range(2, len(parts) + 1):
+                prefix = ".".join(parts[:i])
+                if prefix in known and prefix != name and not name.startswith(prefix + "."):
+                    out.add(prefix)
     return out
 
 

@@ -250,3 +250,25 @@ def test_list_tags_of_named_repositories_only(shell, storage):
     assert [(t.repository, t.tag) for t in tags] == [("g/other", "x")]
     _, tags = parse_tags(_run(shell, "list_tags", root, "-", input=b"not/there\n"))
     assert tags == []
+
+
+def test_a_collector_never_starts_once_a_restore_has_begun(storage, tmp_path):
+    """gc.sh writes the group's pid before it looks for restore.sh's mutex, and restore.sh takes the mutex
+    before it reads the pid: a GC launched as the window's deadline passes either is stopped by the
+    restore or never runs; it never starts on a registry that accepts writes again."""
+    from gcops import hostside
+
+    root, manifest, index = storage
+    plan = local_window(root).node.plan
+    restoring = Path(plan.state_dir) / "restoring"
+    restoring.symlink_to("12345")                   # restore.sh's mutex: a restore has begun
+    ran = tmp_path / "ran"
+    out = LocalHost().run(hostside.collect_command(plan, f"touch {ran}"), check=False).text
+    assert "gc_exit=98" in out and not ran.exists()
+    restoring.unlink()
+    (Path(plan.state_dir) / "marker").unlink()     # the restore is over: the window has gone
+    out = LocalHost().run(hostside.collect_command(plan, f"touch {ran}"), check=False).text
+    assert "lock_lost" in out and not ran.exists()
+    (Path(plan.state_dir) / "marker").write_text("run-1\n")
+    out = LocalHost().run(hostside.collect_command(plan, f"touch {ran}"), check=False).text
+    assert "gc_exit=0" in out and ran.exists()

@@ -6,7 +6,8 @@
 # are accepted again), output to FILE on the host. Runs to its end even if gcops goes; if gcops is gone when
 # it ends, it leaves the window itself (restore + unlock) instead of waiting for the watchdog's deadline.
 # A step reads gc.sh's own stdin, and its output is printed back once it ends; a collector's is read later.
-# Prints gc_start, gc_end, gc_exit; exit 50 when this run no longer holds the lock (nothing run).
+# Prints gc_start, gc_end, gc_exit (98: a restore had begun, nothing run); exit 50 when this run no longer
+# holds the lock (nothing run).
 # shellcheck disable=SC2034  # variables here are read by the functions of common.sh
 trap '' PIPE HUP
 D='' RUN='' GC='' LOG='' STEP=no
@@ -18,9 +19,14 @@ rm -f "$D/gc.pid" "$D/gc.exit"
 say "gc_start=$(now)"
 # an asynchronous command's stdin is /dev/null unless redirected: a step gets ours through fd 3
 if [ "$STEP" = yes ]; then exec 3<&0; else exec 3</dev/null; fi
+# The group's pid goes to gc.pid BEFORE the inner shell looks for a restore under way (restore.sh takes
+# its "restoring" mutex BEFORE it reads gc.pid): whatever the interleaving, either restore.sh finds the
+# pid and stops the group, or the inner shell sees the restore (or the window already gone) and runs
+# nothing (exit 98). A GC can never start after the restore has looked for it.
 # shellcheck disable=SC2016  # $$ and $1/$2 belong to the inner shell
-setsid sh -c 'printf "%s\n" "$$" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 97; sh -c "$2"' gcops-gc "$D/gc.pid" "$GC" \
-  > "$LOG" 2>&1 <&3 &
+setsid sh -c 'printf "%s\n" "$$" > "$1/gc.pid.tmp" && mv -f "$1/gc.pid.tmp" "$1/gc.pid" || exit 97
+  if [ -L "$1/restoring" ] || [ ! -e "$1/marker" ]; then exit 98; fi
+  sh -c "$2"' gcops-gc "$D" "$GC" > "$LOG" 2>&1 <&3 &
 bg=$!
 wait "$bg"; rc=$?
 rm -f "$D/gc.pid"
