@@ -77,16 +77,10 @@ class PostgresHistory(SqlHistory):
             db = psycopg.connect(self.url, **options)
         except psycopg.Error as exc:
             raise HistoryError(f"{self.where}: cannot connect: {self.describe(exc)}") from None
-        try:
-            if not self._migrated:
-                self._migrate(db)
-                self._migrated = True
-        except psycopg.Error as exc:
-            db.close()
-            raise HistoryError(f"{self.where}: cannot use history database: {self.describe(exc)}") from None
-        except BaseException:
-            db.close()
-            raise
+        if self._migrated:
+            return db
+        db = self._prepared(db, self._migrate)
+        self._migrated = True
         return db
 
     def _newer_schema(self, version: int) -> HistoryError:

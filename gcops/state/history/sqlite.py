@@ -78,8 +78,8 @@ class SqliteHistory(SqlHistory):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise HistoryError(f"{self.path.parent}: cannot create state directory: {exc.strerror}") from None
-        db = self._open(read_only=not for_writing)
-        try:
+
+        def prepare(db: sqlite3.Connection) -> sqlite3.Connection:
             version = _user_version(db)
             if version > migrations.schema_version():
                 raise self._newer_schema(version)
@@ -87,11 +87,11 @@ class SqliteHistory(SqlHistory):
                 if not for_writing:  # an older schema must be upgraded before reading it
                     db.close()
                     db = self._open(read_only=False)
-                self._migrate(db)
-        except sqlite3.Error as exc:
-            db.close()
-            raise HistoryError(f"{self.path}: cannot use history database: {exc}") from None
-        except BaseException:
-            db.close()
-            raise
-        return db
+                try:
+                    self._migrate(db)
+                except BaseException:
+                    db.close()      # the reopened one (closing the first again is harmless)
+                    raise
+            return db
+
+        return self._prepared(self._open(read_only=not for_writing), prepare)

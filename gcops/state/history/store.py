@@ -59,6 +59,18 @@ class SqlHistory:
         """False only when it is certain no run was ever recorded (no database yet)."""
         return True
 
+    def _prepared(self, db, prepare):
+        """`db` once `prepare(db)` (the migrations) has run, or the connection it gives instead; on failure
+        the connection is closed and a driver error becomes HistoryError."""
+        try:
+            return prepare(db) or db
+        except self.driver_error as exc:
+            db.close()
+            raise HistoryError(f"{self.where}: cannot use history database: {self.describe(exc)}") from None
+        except BaseException:
+            db.close()
+            raise
+
     def describe(self, exc: Exception) -> str:
         """One line about a driver error."""
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
