@@ -164,6 +164,9 @@ class TestHost:
         # The registry's AWS SDK panics at start with AWS_CA_BUNDLE set against a plain-http endpoint
         # (s3 driver), and a real host would not carry this machine's CA settings anyway.
         env = {k: v for k, v in os.environ.items() if k not in HOST_ENV_DROP}
+        # marked as this host's from the first process on (not only once setup.sh reads harness.env):
+        # another worker tearing down a host whose freed namespace inode this one reuses never takes it
+        env[netns.ENV_MARK] = self.netns
         with open(self.setup_log, "ab") as log:
             self._procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                                 start_new_session=True, cwd="/", env=env))
